@@ -1,0 +1,164 @@
+"""The `imgan` command line: core commands, plus whatever the plugins register.
+
+Commands parse, call one library function, render. Only `main()` turns ImganError into a
+one-line message and an exit code (2 usage, 1 failure); IMGAN_DEBUG=1 shows the traceback.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from . import __version__
+from .cli_support import print_json, stderr, stdout
+from .errors import ImganError
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"imgan {__version__}")
+        raise typer.Exit()
+
+
+def _root(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                                help="Show the version and exit.")] = False) -> None:
+    """imgan: image-to-image deep learning — style transfer, super-resolution, inpainting, video prediction."""
+
+
+def plugins_command(json: JsonOpt = False) -> None:
+    """List the loaded plugins with their tasks, commands and weights."""
+    from .plugins import get_state, get_tasks
+    from .weights import catalogue
+
+    state = get_state()
+    get_tasks()
+    table_weights = catalogue()
+    rows = []
+    for info in state.infos.values():
+        weights = [f"{t}/{n}" for t in info.tasks for n in sorted(table_weights.get(t, {}))]
+        rows.append({"plugin": info.name, "version": info.version, "module": info.module, "tasks": info.tasks,
+                     "commands": info.commands, "weights": weights})
+    if json:
+        return print_json({"plugins": rows, "warnings": state.warnings})
+    from rich.table import Table
+
+    table = Table("plugin", "version", "tasks", "commands", "weights", title="imgan plugins")
+    for row in rows:
+        table.add_row(row["plugin"], row["version"], ", ".join(row["tasks"]), ", ".join(row["commands"]),
+                      ", ".join(row["weights"]) or "-")
+    stdout.print(table)
+
+
+weights_app = typer.Typer(help="List, verify and locate model weights.", no_args_is_help=True)
+
+
+@weights_app.command("list")
+def weights_list(task: Annotated[Optional[str], typer.Option(help="Only this task.")] = None,
+                 json: JsonOpt = False) -> None:
+    """List the weights imgan knows: shipped, from plugins, and your own in $IMGAN_HOME."""
+    from .weights import catalogue
+
+    entries = [w for t, by_name in sorted(catalogue().items()) if task in (None, t) for w in by_name.values()]
+    if json:
+        return print_json([{"task": w.task, "name": w.name, "version": w.version, "file": str(w.file),
+                            "sha256": w.sha256, "origin": w.origin, "scale": w.scale, "metrics": dict(w.metrics),
+                            "description": w.description} for w in entries])
+    from rich.table import Table
+
+    table = Table("task", "name", "ver", "origin", "scale", "description")
+    for w in entries:
+        table.add_row(w.task, w.name, str(w.version), w.origin, f"×{w.scale}", w.description)
+    stdout.print(table)
+
+
+@weights_app.command("verify")
+def weights_verify() -> None:
+    """Check every weights file against its sha256; exit 1 if any is missing or corrupt."""
+    from .weights import verify_all
+
+    results = verify_all()
+    bad = [(w, error) for w, error in results if error]
+    for w, error in results:
+        stdout.print(f"{'[red]BAD[/red]' if error else '[green]ok[/green] '} {w.id:28} {error or w.file}", highlight=False)
+    if bad:
+        raise typer.Exit(1)
+
+
+@weights_app.command("path")
+def weights_path(name: Annotated[str, typer.Argument(help="TASK/NAME, or NAME if unique.")]) -> None:
+    """Print the file of one weights entry."""
+    from .errors import UsageError
+    from .weights import catalogue
+
+    matches = [w for t, by_name in catalogue().items() for w in by_name.values() if name in (w.id, w.name)]
+    if len(matches) != 1:
+        options = ", ".join(w.id for w in matches) if matches else "none; see `imgan weights list`"
+        raise UsageError(f"{'ambiguous' if matches else 'unknown'} weights {name!r}", hint=f"matches: {options}")
+    typer.echo(str(matches[0].file))
+
+
+def export_command(task: Annotated[str, typer.Argument(help="Task name, e.g. style, sr.")],
+                   checkpoint: Annotated[Path, typer.Argument(help="Checkpoint file (a run's latest.pt).")],
+                   output: Annotated[Path, typer.Option("--output", "-o", help="The .onnx file to write.")],
+                   name: Annotated[Optional[str], typer.Option(help="Weights name for the model card.")] = None,
+                   overwrite: Annotated[bool, typer.Option("--overwrite")] = False) -> None:
+    """Export a trained checkpoint to ONNX, check ORT/PyTorch parity and write its model card."""
+    from .errors import OutputError, UsageError
+    from .plugins import get_task
+
+    descriptor = get_task(task)
+    if descriptor.export is None:
+        raise UsageError(f"task {task!r} has no export")
+    if output.exists() and not overwrite:
+        raise OutputError("output exists", path=output, hint="pass --overwrite to replace it")
+    report = descriptor.export(checkpoint=checkpoint, output=output, name=name)
+    stdout.print(f"wrote {report.path} (parity max |Δ| {report.max_abs_diff:.2e}) and {report.card_path}")
+
+
+def train_plot(run_dir: Annotated[Path, typer.Argument(help="A training run folder.")]) -> None:
+    """Draw the loss curves of a run (log.jsonl) to RUN_DIR/losses.png."""
+    from .train.plot import plot_losses
+
+    stdout.print(f"wrote {plot_losses(run_dir)}")
+
+
+def build_app() -> typer.Typer:
+    from .plugins import add_plugin_commands, get_tasks
+
+    app = typer.Typer(name="imgan", no_args_is_help=True, pretty_exceptions_show_locals=False,
+                      rich_markup_mode="rich", context_settings={"help_option_names": ["-h", "--help"]})
+    app.callback()(_root)
+    app.command("plugins")(plugins_command)
+    app.add_typer(weights_app, name="weights")
+    train_app = typer.Typer(help="Train a task's model (PyTorch).", no_args_is_help=True)
+    eval_app = typer.Typer(help="Evaluate a task's models and print figures.", no_args_is_help=True)
+    train_app.command("plot")(train_plot)
+    for task in get_tasks().all():
+        if task.train is not None:
+            train_app.command(task.name, help=task.train.__doc__)(task.train)
+        if task.evaluate is not None:
+            eval_app.command(task.name, help=task.evaluate.__doc__)(task.evaluate)
+    app.add_typer(train_app, name="train")
+    app.add_typer(eval_app, name="eval")
+    app.command("export")(export_command)
+    add_plugin_commands(app)
+    return app
+
+
+def main(argv: list[str] | None = None) -> None:
+    import os
+
+    try:
+        build_app()(args=argv, prog_name="imgan", standalone_mode=True)
+    except ImganError as exc:
+        if os.environ.get("IMGAN_DEBUG") == "1":
+            raise
+        stderr.print(f"[bold red]error:[/bold red] {exc.one_line()}", highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        stderr.print("interrupted")
+        sys.exit(130)

@@ -1,0 +1,168 @@
+"""What plugin commands share: common options, one image-command factory, rich progress, reports.
+
+A plugin adds an image verb with :func:`add_image_command`, giving only its own options; the
+inputs/outputs/device/tiling/video options and the batch behaviour are the same for every verb.
+"""
+from __future__ import annotations
+
+import inspect
+import os
+import typing
+from pathlib import Path
+from typing import Annotated, Any, Callable, Optional
+
+import typer
+from rich.console import Console
+
+stderr = Console(stderr=True)
+stdout = Console()
+
+# Options every image/video verb has. Names here are the keyword names the factory expects.
+_COMMON = {
+    "inputs": (list[str], typer.Argument(help="Image or video files, folders or glob patterns.", show_default=False)),
+    "output": (Optional[Path], typer.Option("--output", "-o", help="Output file (one input) or folder (mirrors the input tree). Default: <stem>.<task>.<ext> beside each input.")),
+    "overwrite": (bool, typer.Option("--overwrite", help="Replace outputs that exist (else: folders skip them, files fail).")),
+    "recursive": (bool, typer.Option("--recursive", "-r", help="Descend into sub-folders.")),
+    "ext": (Optional[str], typer.Option("--ext", help="Output image format by extension, e.g. png, jpg, webp.")),
+    "quality": (Optional[int], typer.Option("--quality", min=1, max=100, help="JPEG/WebP quality.")),
+    "weights": (Optional[str], typer.Option("--weights", help="Weights name from `imgan weights list`, or a path to a compatible .onnx file.")),
+    "device": (str, typer.Option("--device", help="auto (CUDA if it really works, else CPU), cpu or cuda.")),
+    "threads": (Optional[int], typer.Option("--threads", min=1, help="CPU threads (default: OMP_NUM_THREADS or all cores).")),
+    "tile": (Optional[int], typer.Option("--tile", min=16, help="Tile edge in pixels (default: chosen from the image size).")),
+    "max_pixels": (int, typer.Option("--max-pixels", help="Refuse images with more pixels than this (decompression-bomb guard).")),
+    "start": (Optional[float], typer.Option("--start", help="Video: first second to process.")),
+    "end": (Optional[float], typer.Option("--end", help="Video: last second to process.")),
+    "max_frames": (Optional[int], typer.Option("--max-frames", min=1, help="Video: at most this many frames.")),
+    "no_audio": (bool, typer.Option("--no-audio", help="Video: drop the audio track.")),
+}
+
+
+def _common_defaults() -> dict[str, Any]:
+    from .io.images import DEFAULT_MAX_PIXELS
+
+    return {"inputs": inspect.Parameter.empty, "output": None, "overwrite": False, "recursive": False, "ext": None,
+            "quality": None, "weights": None, "device": "auto", "threads": None, "tile": None,
+            "max_pixels": DEFAULT_MAX_PIXELS, "start": None, "end": None, "max_frames": None, "no_audio": False}
+
+
+def _parameters(names_and_defaults: dict[str, Any], specs: dict[str, tuple]) -> list[inspect.Parameter]:
+    return [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
+                              annotation=Annotated[specs[name][0], specs[name][1]])
+            for name, default in names_and_defaults.items()]
+
+
+def _task_parameters(options: Callable[..., Any] | None) -> list[inspect.Parameter]:
+    if options is None:
+        return []
+    hints = typing.get_type_hints(options, include_extras=True)
+    return [p.replace(kind=inspect.Parameter.KEYWORD_ONLY, annotation=hints.get(p.name, p.annotation))
+            for p in inspect.signature(options).parameters.values()]
+
+
+def add_image_command(app: typer.Typer, verb: str, *, task: str, help: str,
+                      options: Callable[..., Any] | None = None,
+                      validate: Callable[[dict], None] | None = None) -> None:
+    """Add `imgan VERB INPUTS... [common options] [task options]` running `task` over the inputs.
+
+    `options` is a function whose (annotated) parameters are the task's own options; their values
+    are passed to the task's `make_transform`. `validate(task_options)` may raise UsageError.
+    """
+    common = _parameters(_common_defaults(), _COMMON)
+    extra = _task_parameters(options)
+    extra_names = [p.name for p in extra]
+
+    def command(**values: Any) -> None:
+        from .api import run
+        from .pipeline import RunOptions
+
+        task_options = {name: values.pop(name) for name in extra_names}
+        if validate is not None:
+            validate(task_options)
+        run_options = RunOptions(output=values["output"], overwrite=values["overwrite"], recursive=values["recursive"],
+                                 output_ext=values["ext"], quality=values["quality"], max_pixels=values["max_pixels"],
+                                 start=values["start"], end=values["end"], max_frames=values["max_frames"],
+                                 keep_audio=not values["no_audio"])
+        with RichProgress() as progress:
+            report = run(task, values["inputs"], options=run_options, progress=progress, weights=values["weights"],
+                         device=values["device"], threads=values["threads"], tile=values["tile"], **task_options)
+        render_report(report)
+
+    command.__signature__ = inspect.Signature(common[:1] + extra + common[1:])
+    command.__name__ = verb.replace("-", "_")
+    command.__doc__ = help
+    app.command(name=verb, help=help)(command)
+
+
+class RichProgress:
+    """Overall (files) and per-file (tiles or frames) bars with ETA and throughput, on stderr."""
+
+    def __init__(self) -> None:
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn,
+                                   TimeElapsedColumn, TimeRemainingColumn)
+
+        self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                             TaskProgressColumn(), TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
+                             TextColumn("eta"), TimeRemainingColumn(), console=stderr, transient=False)
+        self._overall = None
+        self._current = None
+        self._unit = "tiles"
+
+    def __enter__(self) -> "RichProgress":
+        self._bar.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._bar.stop()
+
+    def batch_started(self, jobs) -> None:
+        if len(jobs) > 1:
+            self._overall = self._bar.add_task("files", total=len(jobs), rate="")
+
+    def file_started(self, job) -> None:
+        self._unit = "frames" if job.is_video else "tiles"
+        label = job.source.name if len(job.source.name) < 40 else job.source.name[:37] + "…"
+        self._current = self._bar.add_task(label, total=None, rate="")
+
+    def file_advanced(self, done: int, total: int) -> None:
+        if self._current is None:
+            return
+        task = self._bar.tasks[self._current] if self._current < len(self._bar.tasks) else None
+        speed = task.speed if task is not None and task.speed else None
+        rate = f"{speed:.1f} {self._unit}/s" if speed else ""
+        self._bar.update(self._current, completed=done, total=total, rate=rate)
+
+    def file_finished(self, job, status: str, message: str | None = None) -> None:
+        if self._current is not None:
+            self._bar.remove_task(self._current)
+            self._current = None
+        if status == "failed" and message:
+            self._bar.console.print(f"[red]failed[/red] {message}")
+        if self._overall is not None:
+            self._bar.advance(self._overall)
+
+
+def render_report(report) -> None:
+    """One summary line; failures listed again at the end; exit 1 when anything failed."""
+    parts = [f"{len(report.done)} done"]
+    if report.skipped:
+        parts.append(f"{len(report.skipped)} skipped (output exists; --overwrite to redo)")
+    if report.failures:
+        parts.append(f"{len(report.failures)} failed")
+    stderr.print(f"{', '.join(parts)} in {report.seconds:.1f} s")
+    for job in report.done:
+        stdout.print(f"wrote {job.output}", highlight=False, soft_wrap=True)
+    if report.failures:
+        stderr.print("[red]failures:[/red]")
+        for message in report.failures.values():
+            stderr.print(f"  {message}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+
+
+def print_json(data: Any) -> None:
+    import json
+
+    typer.echo(json.dumps(data, indent=2, default=str))
+
+
+def debug_enabled() -> bool:
+    return os.environ.get("IMGAN_DEBUG") == "1"

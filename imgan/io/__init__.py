@@ -1,0 +1,1 @@
+"""Reading and writing of images, batches of files and videos."""

@@ -1,0 +1,1 @@
+"""Inference runtime: ONNX Runtime sessions, tiled inference and the standard model transform."""

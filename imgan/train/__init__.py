@@ -1,0 +1,1 @@
+"""Training and export. Imports torch; never imported by inference code."""

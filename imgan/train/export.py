@@ -1,0 +1,292 @@
+"""The one ONNX export: torch model -> checked .onnx with proven ORT parity -> model card.
+
+A file only appears at its final path after onnx.checker and an ONNX Runtime vs torch
+comparison on every given input size passed, so a bad export never reaches the catalogue.
+"""
+from __future__ import annotations
+
+import copy
+import heapq
+import json
+import os
+import tempfile
+import warnings
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import onnx
+import torch
+from torch import Tensor, nn
+
+from ..errors import TrainingError, UsageError
+from ..weights import sha256_of
+
+DEFAULT_OPSET = 17
+FP16_SUFFIX = ".fp16.onnx"
+
+
+@dataclass
+class ExportReport:
+    path: Path
+    card_path: Path
+    sha256: str
+    max_abs_diff: float
+    sizes_checked: list[tuple[int, int]]
+    opset: int
+    fp16_path: Path | None = None
+    fp16_max_abs_diff: float | None = None
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    return sha256_of(Path(path))
+
+
+def export_onnx(
+    model: nn.Module,
+    example: Tensor | tuple[Tensor, ...],
+    path: str | os.PathLike,
+    *,
+    input_names: Sequence[str] = ("input",),
+    output_names: Sequence[str] = ("output",),
+    dynamic_axes: Mapping[str, Mapping[int, str]] | None = None,
+    parity_inputs: Sequence[Tensor | tuple[Tensor, ...]] | None = None,
+    tolerance: float = 1e-4,
+    card: Mapping[str, Any] | None = None,
+    fp16: bool = False,
+    fp16_tolerance: float = 1e-2,
+    opset: int = DEFAULT_OPSET,
+) -> ExportReport:
+    """Export ``model`` (a CPU copy in eval mode) to ``path`` and write ``<stem>.json`` beside it.
+
+    ``dynamic_axes`` default: batch, height and width (dims 0, -2, -1) of every input and
+    output are dynamic. ``example`` and each of ``parity_inputs`` (use another size) are run
+    through ONNX Runtime and torch; a max abs difference over ``tolerance`` raises
+    TrainingError and leaves no file. ``fp16`` also writes ``<stem>.fp16.onnx`` (float16
+    weights and arithmetic, float32 inputs/outputs) checked against ``fp16_tolerance``.
+    """
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    cases = [_as_tuple(example)] + [_as_tuple(extra) for extra in parity_inputs or []]
+    if len(cases[0]) != len(input_names):
+        raise UsageError(f"{len(cases[0])} example inputs but {len(input_names)} input names")
+    frozen = copy.deepcopy(model).cpu().float().eval()
+    expected = [_torch_outputs(frozen, case) for case in cases]
+    if len(expected[0]) != len(output_names):
+        raise UsageError(f"the model returns {len(expected[0])} outputs but {len(output_names)} output names were given")
+    axes = dict(dynamic_axes) if dynamic_axes is not None else _default_axes(input_names, cases[0], output_names, expected[0])
+
+    fp16_final = final.with_name(final.stem + FP16_SUFFIX) if fp16 else None
+    fp32_temp = _temp_beside(final)
+    fp16_temp = _temp_beside(final) if fp16 else None
+    fp16_diff = None
+    try:
+        _torch_export(frozen, cases[0], fp32_temp, input_names, output_names, axes, opset)
+        _check_model(fp32_temp, final)
+        max_diff = _parity(fp32_temp, input_names, cases, expected, tolerance, final)
+        if fp16_temp is not None and fp16_final is not None:
+            _convert_to_fp16(fp32_temp, fp16_temp)
+            fp16_diff = _parity(fp16_temp, input_names, cases, expected, fp16_tolerance, fp16_final)
+            os.replace(fp16_temp, fp16_final)
+        os.replace(fp32_temp, final)
+    finally:
+        for leftover in (fp32_temp, fp16_temp):
+            if leftover is not None:
+                leftover.unlink(missing_ok=True)
+
+    sizes = [tuple(int(side) for side in case[0].shape[-2:]) for case in cases]
+    card_extra = {"parity_sizes": [list(size) for size in sizes]}
+    if fp16_final is not None:
+        card_extra |= {"fp16_file": fp16_final.name, "fp16_sha256": sha256_file(fp16_final), "fp16_parity_max_abs_diff": fp16_diff}
+    card_path = write_model_card(final, {**(card or {}), **card_extra}, parity_max_abs_diff=max_diff)
+    return ExportReport(
+        path=final,
+        card_path=card_path,
+        sha256=sha256_file(final),
+        max_abs_diff=max_diff,
+        sizes_checked=sizes,
+        opset=opset,
+        fp16_path=fp16_final,
+        fp16_max_abs_diff=fp16_diff,
+    )
+
+
+def _as_tuple(inputs: Tensor | Sequence[Tensor]) -> tuple[Tensor, ...]:
+    tensors = (inputs,) if isinstance(inputs, Tensor) else tuple(inputs)
+    # ONNX Runtime's CPU provider is the reference: float32, whatever the training precision was
+    return tuple(t.detach().cpu().float() if t.is_floating_point() else t.detach().cpu() for t in tensors)
+
+
+def _torch_outputs(model: nn.Module, inputs: tuple[Tensor, ...]) -> list[np.ndarray]:
+    with torch.no_grad():
+        result = model(*inputs)
+    tensors = [result] if isinstance(result, Tensor) else list(result)
+    return [t.float().numpy() for t in tensors]
+
+
+def _default_axes(
+    input_names: Sequence[str], inputs: tuple[Tensor, ...], output_names: Sequence[str], outputs: list[np.ndarray]
+) -> dict[str, dict[int, str]]:
+    """Batch, height, width dynamic: dims 0, ndim-2, ndim-1 (so (N,T,C,H,W) clips work too).
+
+    Each tensor gets its own dimension names: an x4 model's output height is not its input's.
+    """
+    axes: dict[str, dict[int, str]] = {}
+    for name, ndim in [(n, t.ndim) for n, t in zip(input_names, inputs)] + [
+        (n, a.ndim) for n, a in zip(output_names, outputs)
+    ]:
+        if ndim >= 3:
+            axes[name] = {0: "batch", ndim - 2: f"{name}_height", ndim - 1: f"{name}_width"}
+    return axes
+
+
+def _temp_beside(final: Path) -> Path:
+    handle, name = tempfile.mkstemp(prefix=f".{final.stem}.", suffix=".onnx.tmp", dir=final.parent)
+    os.close(handle)
+    return Path(name)
+
+
+def _torch_export(
+    model: nn.Module,
+    inputs: tuple[Tensor, ...],
+    target: Path,
+    input_names: Sequence[str],
+    output_names: Sequence[str],
+    axes: Mapping[str, Mapping[int, str]],
+    opset: int,
+) -> None:
+    # The TorchScript exporter (dynamo=False) handles dynamic H/W through PixelShuffle and
+    # interpolate predictably; its deprecation notice is noise here.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            torch.onnx.export(
+                model,
+                inputs,
+                str(target),
+                dynamo=False,
+                opset_version=opset,
+                input_names=list(input_names),
+                output_names=list(output_names),
+                dynamic_axes={name: dict(dims) for name, dims in axes.items()},
+                do_constant_folding=True,
+            )
+        except Exception as exc:
+            raise TrainingError(f"ONNX export failed: {exc}", hint="see the exporter message above") from None
+
+
+def _check_model(onnx_path: Path, reported_path: Path) -> None:
+    try:
+        onnx.checker.check_model(str(onnx_path))
+    except onnx.checker.ValidationError as exc:
+        raise TrainingError(f"exported ONNX model is invalid: {exc}", path=reported_path) from None
+
+
+def _parity(
+    onnx_path: Path,
+    input_names: Sequence[str],
+    cases: list[tuple[Tensor, ...]],
+    expected: list[list[np.ndarray]],
+    tolerance: float,
+    reported_path: Path,
+) -> float:
+    """Largest |ORT - torch| over all cases and outputs; TrainingError beyond ``tolerance``."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    worst = 0.0
+    for inputs, wanted in zip(cases, expected):
+        shape = "x".join(str(side) for side in inputs[0].shape)
+        try:
+            got = session.run(None, {name: t.numpy() for name, t in zip(input_names, inputs)})
+        except Exception as exc:
+            raise TrainingError(
+                f"exported model fails on input {shape}: {exc}",
+                path=reported_path,
+                hint="a size may have been frozen while tracing; avoid Python ints from tensor shapes",
+            ) from None
+        for index, (ort_out, torch_out) in enumerate(zip(got, wanted)):
+            if ort_out.shape != torch_out.shape:
+                raise TrainingError(
+                    f"output {index} on input {shape}: ONNX shape {ort_out.shape} != torch {torch_out.shape}",
+                    path=reported_path,
+                    hint="a size was frozen while tracing; check dynamic_axes",
+                )
+            diff = float(np.max(np.abs(ort_out.astype(np.float64) - torch_out))) if ort_out.size else 0.0
+            if not diff <= tolerance:  # also catches NaN
+                raise TrainingError(
+                    f"ONNX Runtime and torch differ by {diff:.3g} (> {tolerance:g}) on input {shape}",
+                    path=reported_path,
+                    hint="the exported graph does not compute what the model does; nothing was written",
+                )
+            worst = max(worst, diff)
+    return worst
+
+
+def _convert_to_fp16(source: Path, target: Path) -> None:
+    """Float16 weights and arithmetic, float32 inputs and outputs (so callers need no change)."""
+    try:
+        from onnxruntime.transformers.float16 import convert_float_to_float16
+    except ImportError as exc:
+        raise TrainingError(f"float16 conversion is unavailable: {exc}", hint="export without --fp16") from None
+    half = convert_float_to_float16(onnx.load(str(source)), keep_io_types=True)
+    # the converter appends its input casts at the end of the node list; the checker wants order
+    _sort_nodes_topologically(half.graph)
+    onnx.save(half, str(target))
+    _check_model(target, target)
+
+
+def _sort_nodes_topologically(graph: onnx.GraphProto) -> None:
+    """Kahn's algorithm, keeping the original order among nodes that are ready together."""
+    producer = {name: index for index, node in enumerate(graph.node) for name in node.output if name}
+    consumers: dict[int, list[int]] = {index: [] for index in range(len(graph.node))}
+    waiting = [0] * len(graph.node)
+    for index, node in enumerate(graph.node):
+        for source in {producer[name] for name in node.input if name in producer}:
+            consumers[source].append(index)
+            waiting[index] += 1
+    ready = [index for index, count in enumerate(waiting) if count == 0]
+    heapq.heapify(ready)
+    ordered: list[int] = []
+    while ready:
+        index = heapq.heappop(ready)
+        ordered.append(index)
+        for consumer in consumers[index]:
+            waiting[consumer] -= 1
+            if waiting[consumer] == 0:
+                heapq.heappush(ready, consumer)
+    if len(ordered) != len(graph.node):
+        raise TrainingError("float16 conversion produced a cyclic graph", hint="export without --fp16")
+    nodes = [copy.deepcopy(graph.node[index]) for index in ordered]
+    del graph.node[:]
+    graph.node.extend(nodes)
+
+
+def _opset_of(onnx_path: Path) -> int | None:
+    model = onnx.load(str(onnx_path), load_external_data=False)
+    return next((entry.version for entry in model.opset_import if entry.domain in ("", "ai.onnx")), None)
+
+
+def write_model_card(
+    onnx_path: str | os.PathLike, card: Mapping[str, Any], *, parity_max_abs_diff: float | None = None
+) -> Path:
+    """Write ``<stem>.json`` beside the model: ``card`` plus file, sha256, exported_at, opset and
+    parity_max_abs_diff (the argument, else the card's own value). Returns the card's path."""
+    model_path = Path(onnx_path)
+    if not model_path.is_file():
+        raise TrainingError("cannot write a model card for a missing model", path=model_path)
+    content = dict(card)
+    content.update(
+        file=model_path.name,
+        sha256=sha256_file(model_path),
+        exported_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        opset=_opset_of(model_path),
+        parity_max_abs_diff=parity_max_abs_diff if parity_max_abs_diff is not None else card.get("parity_max_abs_diff"),
+    )
+    card_path = model_path.with_suffix(".json")
+    temp = card_path.with_name(f".{card_path.name}.tmp")
+    temp.write_text(json.dumps(content, indent=2, sort_keys=False, default=str) + "\n", encoding="utf-8")
+    os.replace(temp, card_path)
+    return card_path

@@ -1,0 +1,1 @@
+"""Shipped ONNX weights and their model cards (JSON). Data only."""
