@@ -38,7 +38,7 @@ _COMMON = {
 
 
 def _common_defaults() -> dict[str, Any]:
-    from .io.images import DEFAULT_MAX_PIXELS
+    from .io import DEFAULT_MAX_PIXELS
 
     return {"inputs": inspect.Parameter.empty, "output": None, "overwrite": False, "recursive": False, "ext": None,
             "quality": None, "weights": None, "device": "auto", "threads": None, "tile": None,

@@ -15,7 +15,7 @@ import numpy as np
 
 from .errors import ImganError, OutputError
 from .io.batch import Job, plan_jobs
-from .io.images import DEFAULT_MAX_PIXELS, Picture, from_float, read_image, write_image
+from .io.images import DEFAULT_MAX_PIXELS, Picture, from_float, read_image, to_float, write_image
 
 TileProgress = Callable[[int, int], None]
 
@@ -66,8 +66,7 @@ def frames_through(transform: Transform) -> Callable[[np.ndarray], np.ndarray]:
 
     def frame_fn(frame: np.ndarray) -> np.ndarray:
         result = transform(Picture(rgb=frame, alpha=None))
-        rgb = result.rgb
-        return rgb if rgb.dtype == np.uint8 else from_float(rgb.astype(np.float32) / (65535.0 if rgb.dtype == np.uint16 else 1.0), np.uint8)
+        return result.rgb if result.rgb.dtype == np.uint8 else from_float(to_float(result.rgb), np.uint8)
 
     return frame_fn
 

@@ -104,7 +104,7 @@ class ImageFolderCrops(Dataset):
         if file_index in self._cached:
             return self._cached[file_index]
         pixels = _fit_to_crop(_read_image(self.files[file_index], self.grayscale), self.crop)
-        planes = torch.from_numpy(np.ascontiguousarray(pixels))
+        planes = torch.from_numpy(np.array(pixels))  # a writable copy of PIL's read-only buffer
         planes = planes.unsqueeze(0) if planes.ndim == 2 else planes.permute(2, 0, 1).contiguous()
         if self.cache:
             self._cached[file_index] = planes

@@ -29,6 +29,7 @@ def build_model(scale: int = 2):
         ],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="imgan")
+    model.ir_version = 8  # what ONNX Runtime releases of the last years all read (the onnx package writes newer)
     onnx.checker.check_model(model)
     return model
 

@@ -1,0 +1,160 @@
+"""SRResNet generator and SRGAN discriminator (Ledig et al. 2017, "Photo-realistic single image
+super-resolution using a generative adversarial network"), in one file.
+
+Generator (all convolutions at low resolution except the last two stages):
+    conv 9x9 -> PReLU                                   (N, C, h, w)
+    B x [conv 3x3 -> (BN) -> PReLU -> conv 3x3 -> (BN)] + skip
+    conv 3x3 -> (BN), + the output of the first conv     (global skip)
+    2 x [conv 3x3 to 4C -> PixelShuffle(2) -> PReLU]     (N, C, 4h, 4w)
+    conv 9x9 to RGB                                      (N, 3, 4h, 4w)
+Input and output are RGB in [0, 1] ("rgb01"); the output is not clipped (inference clips).
+
+Discriminator: the paper's VGG-style stack of 3x3 convolutions, stride 2 every second layer,
+LeakyReLU(0.2), batch norm after all but the first (left out when spectral norm is used);
+global average pooling instead of the paper's flatten, so it takes any crop size; then
+dense -> LeakyReLU -> dense to one raw logit per image.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+
+import torch
+from torch import Tensor, nn
+
+from imgan.errors import UsageError
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    channels: int = 48  # paper: 64
+    blocks: int = 8  # paper: 16
+    batch_norm: bool = False  # paper: on; off trains faster and exports simpler (as in EDSR)
+    scale: int = 4  # a power of two: one x2 PixelShuffle stage per factor 2
+
+    def __post_init__(self) -> None:
+        if self.channels < 1 or self.blocks < 0:
+            raise UsageError(f"generator needs channels >= 1 and blocks >= 0, got {self.channels}, {self.blocks}")
+        if self.scale < 2 or self.scale & (self.scale - 1):
+            raise UsageError(f"scale must be a power of two >= 2, got {self.scale}")
+
+    @property
+    def upsample_stages(self) -> int:
+        return int(math.log2(self.scale))
+
+    def receptive_margin(self) -> float:
+        """How far (in input pixels) an output pixel sees beyond its own input pixel.
+
+        First 9x9 conv: 4; each residual block: 2 (two 3x3); the trunk's closing 3x3: 1; the
+        upsampling convs: 1 / (resolution at which they run); last 9x9 at full scale: 4 / scale.
+        """
+        upsampling = sum(1.0 / 2**stage for stage in range(self.upsample_stages))
+        return 4 + 2 * self.blocks + 1 + upsampling + 4 / self.scale
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class DiscriminatorConfig:
+    channels: int = 64  # width of the first layer; doubles every two layers up to 8x
+    batch_norm: bool = True
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _from_dict(cls, values: dict):
+    known = {item.name for item in fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise UsageError(f"unknown {cls.__name__} settings: {', '.join(unknown)}")
+    return cls(**values)
+
+
+class ResidualBlock(nn.Module):
+    def __init__(self, channels: int, batch_norm: bool):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(channels, channels, 3, padding=1),
+            nn.BatchNorm2d(channels) if batch_norm else nn.Identity(),
+            nn.PReLU(channels),
+            nn.Conv2d(channels, channels, 3, padding=1),
+            nn.BatchNorm2d(channels) if batch_norm else nn.Identity(),
+        )
+        # Start near the identity: a small last conv keeps the deep sum of blocks stable early on.
+        with torch.no_grad():
+            self.body[3].weight.mul_(0.1)
+            self.body[3].bias.zero_()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.body(x)
+
+
+class UpsampleStage(nn.Module):
+    """x2: conv to 4C channels, then PixelShuffle rearranges them into a twice larger map."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels * 4, 3, padding=1)
+        self.shuffle = nn.PixelShuffle(2)
+        self.act = nn.PReLU(channels)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.act(self.shuffle(self.conv(x)))  # (N, C, h, w) -> (N, 4C, h, w) -> (N, C, 2h, 2w)
+
+
+class SRResNet(nn.Module):
+    def __init__(self, config: GeneratorConfig):
+        super().__init__()
+        self.config = config
+        width = config.channels
+        self.head = nn.Sequential(nn.Conv2d(3, width, 9, padding=4), nn.PReLU(width))
+        self.blocks = nn.Sequential(*[ResidualBlock(width, config.batch_norm) for _ in range(config.blocks)])
+        self.trunk_end = nn.Sequential(
+            nn.Conv2d(width, width, 3, padding=1),
+            nn.BatchNorm2d(width) if config.batch_norm else nn.Identity(),
+        )
+        self.upsample = nn.Sequential(*[UpsampleStage(width) for _ in range(config.upsample_stages)])
+        self.tail = nn.Conv2d(width, 3, 9, padding=4)
+
+    def forward(self, lr: Tensor) -> Tensor:
+        # Centre the input: the same function of the image, but easier to learn from zero-mean data.
+        features = self.head(lr - 0.5)  # (N, C, h, w)
+        features = features + self.trunk_end(self.blocks(features))  # global skip
+        return self.tail(self.upsample(features)) + 0.5  # (N, 3, h*scale, w*scale)
+
+
+class Discriminator(nn.Module):
+    def __init__(self, config: DiscriminatorConfig):
+        super().__init__()
+        self.config = config
+        base = config.channels
+        widths = [base, base, base * 2, base * 2, base * 4, base * 4, base * 8, base * 8]
+        layers: list[nn.Module] = []
+        in_channels = 3
+        for index, width in enumerate(widths):
+            stride = 2 if index % 2 else 1
+            layers.append(nn.Conv2d(in_channels, width, 3, stride=stride, padding=1))
+            if config.batch_norm and index > 0:
+                layers.append(nn.BatchNorm2d(width))
+            layers.append(nn.LeakyReLU(0.2))
+            in_channels = width
+        self.features = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Sequential(
+            nn.Linear(in_channels, in_channels * 2), nn.LeakyReLU(0.2), nn.Linear(in_channels * 2, 1)
+        )
+
+    def forward(self, image: Tensor) -> Tensor:
+        pooled = self.pool(self.features(image - 0.5)).flatten(1)  # (N, 8C)
+        return self.classifier(pooled)  # (N, 1) raw logits
+
+
+def build_generator(model_config: dict) -> SRResNet:
+    """The generator a checkpoint's model_config describes ({"generator": {...}, ...})."""
+    return SRResNet(_from_dict(GeneratorConfig, dict(model_config["generator"])))
+
+
+def build_discriminator(values: dict) -> Discriminator:
+    return Discriminator(_from_dict(DiscriminatorConfig, dict(values)))
