@@ -35,6 +35,16 @@ def ssim(a: np.ndarray, b: np.ndarray, *, data_range: float = 1.0, window: int =
     Only windows that lie wholly inside the image count (no padding), so the figure matches the
     reference MATLAB code and the SR literature; each side must be at least ``window`` long.
     """
+    return float(np.mean(ssim_map(a, b, data_range=data_range, window=window, sigma=sigma, k1=k1, k2=k2)))
+
+
+def ssim_map(a: np.ndarray, b: np.ndarray, *, data_range: float = 1.0, window: int = 11, sigma: float = 1.5,
+             k1: float = 0.01, k2: float = 0.03) -> np.ndarray:
+    """The SSIM of every window lying wholly inside two 2-D (H, W) arrays: (H - window + 1, W - window + 1).
+
+    Entry [i, j] belongs to the window centred on pixel (i + window // 2, j + window // 2), so a
+    region's SSIM (e.g. inside an inpainted hole) is the mean over the entries centred in it.
+    """
     first, second = _same_shape_float(a, b)
     if first.ndim != 2:
         raise UsageError(f"ssim takes 2-D arrays (one channel), got shape {first.shape}",
@@ -52,7 +62,7 @@ def ssim(a: np.ndarray, b: np.ndarray, *, data_range: float = 1.0, window: int =
     covariance = _filter_valid(first * second, kernel) - mean_a * mean_b
     numerator = (2.0 * mean_a * mean_b + c1) * (2.0 * covariance + c2)
     denominator = (mean_a * mean_a + mean_b * mean_b + c1) * (var_a + var_b + c2)
-    return float(np.mean(numerator / denominator))
+    return numerator / denominator
 
 
 def gaussian_kernel(size: int, sigma: float) -> np.ndarray:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import pickle
 import shutil
-import tempfile
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from imgan.errors import TrainingError
+from imgan.io.images import atomic_write
 
 CHECKPOINT_FORMAT = 1
 LATEST_NAME = "latest.pt"
@@ -40,17 +41,7 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
     """Write `state` to `path` atomically: a crash mid-write never leaves a truncated checkpoint."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(state, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda temp: torch.save(state, temp), overwrite=True)
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -80,22 +71,19 @@ def save_run_checkpoint(run_dir: str | Path, state: dict[str, Any], *, keep: int
     """Save `state` as run_dir/step_XXXXXX.pt, point latest.pt at it, keep only the newest `keep`."""
     run_dir = Path(run_dir)
     step_path = save_checkpoint(run_dir / f"step_{state['step']:06d}.pt", state)
-    _replace_with_link(step_path, run_dir / LATEST_NAME)
+    latest = atomic_write(run_dir / LATEST_NAME, partial(_link_or_copy, step_path), overwrite=True)
     for old in sorted(run_dir.glob("step_*.pt"))[:-keep]:
         old.unlink(missing_ok=True)
-    return run_dir / LATEST_NAME
+    return latest
 
 
-def _replace_with_link(source: Path, target: Path) -> None:
-    # A hard link costs no disk; copy where the filesystem has none. Via a temp name so that
-    # `target` is always either the old or the new checkpoint.
-    tmp = target.with_name(f".{target.name}.tmp")
-    tmp.unlink(missing_ok=True)
+def _link_or_copy(source: Path, temp: Path) -> None:
+    # A hard link costs no disk; copy where the filesystem has none.
+    temp.unlink()
     try:
-        os.link(source, tmp)
+        os.link(source, temp)
     except OSError:
-        shutil.copyfile(source, tmp)
-    os.replace(tmp, target)
+        shutil.copyfile(source, temp)
 
 
 def checkpoint_metadata(state: dict[str, Any]) -> dict[str, Any]:

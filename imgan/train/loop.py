@@ -43,7 +43,7 @@ import signal
 import threading
 import time
 import zlib
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Iterator, Protocol
@@ -261,86 +261,115 @@ class _Parts:
     discriminator_train: nn.Module | None = None
 
 
+@dataclass
+class _Run:
+    """Everything one fit call works with, and the outputs only rank 0 writes."""
+
+    recipe: Recipe
+    config: TrainConfig
+    cluster: _Cluster
+    amp: bool
+    model_config: dict
+    parts: _Parts
+    at: _Position
+    history: list[dict] = field(default_factory=list)  # the latest log records
+    saved_step: int | None = None
+    sample_batch: Any = None
+
+    def save(self) -> None:
+        if self.cluster.is_main:
+            state = _checkpoint_state(self.recipe.task, self.model_config, self.config, self.parts, self.at, self.history)
+            save_run_checkpoint(self.config.run_dir, state)
+        self.saved_step = self.at.step
+
+    def log(self, losses: dict[str, Tensor], display: _Display, on_log: Callable[[dict], None] | None) -> None:
+        record = _log_record(self.at.step, self.at.seconds, losses, self.parts.optimizer_g)
+        _check_finite(record, self.config.run_dir)  # on every rank, so that all of them stop
+        self.history = (self.history + [record])[-HISTORY_TAIL:]
+        if self.cluster.is_main:
+            _append_log(self.config.run_dir / LOG_NAME, record)
+            display.show(record)
+            if on_log is not None:
+                on_log(record)
+
+    def write_sample(self) -> None:
+        if self.cluster.is_main:
+            path = self.config.run_dir / "samples" / f"step_{self.at.step:06d}.png"
+            _write_sample(path, self.recipe, self.parts, self.sample_batch, self.config.seed)
+
+
 def _fit(recipe, config, cluster, device, *, resume, progress, on_log) -> RunResult:
     started = time.perf_counter()
-    run_dir = config.run_dir
-    model_config = _plain_model_config(recipe)
-    checkpoint = _checkpoint_to_resume(run_dir, recipe.task, model_config, resume)
-    amp = config.amp and device.type == "cuda"
-
-    seed_everything(_derive_seed(config.seed, "init"))
-    parts = _build_parts(recipe, config, device, amp)
-    at = _restore(parts, checkpoint, config, run_dir / LATEST_NAME) if checkpoint else _Position()
-    history: list[dict] = list(checkpoint["history"]) if checkpoint else []
-    _wrap_for_ddp(parts, cluster, device)
+    run = _start_run(recipe, config, cluster, device, resume)
     dataset = recipe.make_dataset()
-    batches = _batch_stream(dataset, config, cluster, device, at.epoch, at.position)
-
-    sample_batch = None
+    batches = _batch_stream(dataset, config, cluster, device, run.at.epoch, run.at.position)
     if cluster.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        _truncate_log(run_dir / LOG_NAME, after_step=at.step)
-        sample_batch = _fixed_sample_batch(dataset, config.seed, device)
+        run.sample_batch = _fixed_sample_batch(dataset, config.seed, device)
 
-    def save() -> Path:
-        state = _checkpoint_state(recipe.task, model_config, config, parts, at, history)
-        return save_run_checkpoint(run_dir, state) if cluster.is_main else run_dir / LATEST_NAME
-
-    saved_step = at.step if checkpoint else None
-    last_losses: dict[str, Tensor] = {}
+    losses: dict[str, Tensor] = {}
     interrupted = False
-    session_start, session_seconds = time.perf_counter(), at.seconds
-    with _progress_display(progress and cluster.is_main, config.steps, at.step) as display, _graceful_sigint() as stop:
+    session_start, earlier_seconds = time.perf_counter(), run.at.seconds
+    with _progress_display(progress and cluster.is_main, config.steps, run.at.step) as display, _graceful_sigint() as stop:
         try:
-            while at.step < config.steps:
-                step = at.step + 1
+            while run.at.step < config.steps:
+                step = run.at.step + 1
                 epoch, position, batch = next(batches)
                 seed_everything(_derive_seed(config.seed, "step", step, cluster.rank))
-                _set_learning_rates(parts, config, step)
-                last_losses = _train_step(recipe, parts, config, batch, amp)
-                if parts.ema is not None:
-                    _update_ema(parts.ema, parts.generator, config.ema_decay, step)
-                at.step, at.epoch, at.position = step, epoch, position  # only now is the step complete
-                at.seconds = session_seconds + time.perf_counter() - session_start
+                _set_learning_rates(run.parts, config, step)
+                losses = _train_step(recipe, run.parts, config, batch, run.amp, device)
+                if run.parts.ema is not None:
+                    _update_ema(run.parts.ema, run.parts.generator, config.ema_decay, step)
+                run.at = _Position(step, epoch, position, earlier_seconds + time.perf_counter() - session_start)
                 display.advance()
                 if step % config.log_every == 0 or step == config.steps:
-                    record = _log_record(step, at.seconds, last_losses, parts.optimizer_g)
-                    _check_finite(record, run_dir)  # on every rank, so that all of them stop
-                    history = (history + [record])[-HISTORY_TAIL:]
-                    if cluster.is_main:
-                        _append_log(run_dir / LOG_NAME, record)
-                        display.show(record)
-                        if on_log is not None:
-                            on_log(record)
-                if cluster.is_main and step % config.sample_every == 0:
-                    _write_sample(run_dir / "samples" / f"step_{step:06d}.png", recipe, parts, sample_batch, config.seed)
+                    run.log(losses, display, on_log)
+                if step % config.sample_every == 0:
+                    run.write_sample()
                 if step % config.checkpoint_every == 0:
-                    save()
-                    saved_step = step
+                    run.save()
                 if _agreed_to_stop(stop.is_set(), cluster, device):
                     interrupted = True
                     break
-        except KeyboardInterrupt:  # a second Ctrl-C, or one raised by code inside the step
+        except KeyboardInterrupt:
+            # A second Ctrl-C, or one raised inside a step: the checkpoint is labelled with the last
+            # completed step, though a discriminator update of the broken step may be in it.
             interrupted = True
-    if saved_step != at.step:
-        save()
-    if cluster.is_main and (run_dir / LOG_NAME).is_file() and history:
-        plot_losses(run_dir)
-    final = {key: float(value) for key, value in last_losses.items()} or _losses_of(history[-1] if history else {})
+    if run.saved_step != run.at.step:
+        run.save()
+    if cluster.is_main and run.history:
+        plot_losses(config.run_dir)
+    final = {name: float(value) for name, value in losses.items()} or _losses_of(run.history[-1] if run.history else {})
     return RunResult(
-        run_dir=run_dir,
-        steps_done=at.step,
-        checkpoint=run_dir / LATEST_NAME,
+        run_dir=config.run_dir,
+        steps_done=run.at.step,
+        checkpoint=config.run_dir / LATEST_NAME,
         final_losses=final,
         seconds=time.perf_counter() - started,
         interrupted=interrupted,
     )
 
 
-def _train_step(recipe: Recipe, parts: _Parts, config: TrainConfig, batch: Any, amp: bool) -> dict[str, Tensor]:
+def _start_run(recipe: Recipe, config: TrainConfig, cluster: _Cluster, device: torch.device, resume: bool) -> _Run:
+    """Build G (and D) with their optimisers; load the checkpoint when resuming; wrap for DDP."""
+    model_config = _plain_model_config(recipe)
+    checkpoint = _checkpoint_to_resume(config.run_dir, recipe.task, model_config, resume)
+    amp = config.amp and device.type == "cuda"
+    seed_everything(_derive_seed(config.seed, "init"))
+    parts = _build_parts(recipe, config, device, amp)
+    run = _Run(recipe, config, cluster, amp, model_config, parts, at=_Position())
+    if checkpoint is not None:
+        run.at = _restore(parts, checkpoint, config, config.run_dir / LATEST_NAME)
+        run.history, run.saved_step = list(checkpoint["history"]), run.at.step
+    _wrap_for_ddp(parts, cluster, device)
+    if cluster.is_main:
+        config.run_dir.mkdir(parents=True, exist_ok=True)
+        _truncate_log(config.run_dir / LOG_NAME, after_step=run.at.step)
+    return run
+
+
+def _train_step(recipe: Recipe, parts: _Parts, config: TrainConfig, batch: Any, amp: bool, device: torch.device) -> dict[str, Tensor]:
     """One generator update, preceded by n_critic discriminator updates when D is trained."""
-    device_type = next(parts.generator.parameters()).device.type
-    autocast = torch.autocast(device_type, dtype=torch.float16, enabled=amp)
+    autocast = torch.autocast(device.type, dtype=torch.float16, enabled=amp)
     with autocast:
         fake = recipe.generate(parts.generator_train, batch)
     losses: dict[str, Tensor] = {}
@@ -354,7 +383,7 @@ def _train_step(recipe: Recipe, parts: _Parts, config: TrainConfig, batch: Any, 
         if parts.discriminator is not None:
             # The plain D, not its DDP wrapper: D's parameters are frozen here, and only G's
             # gradients are reduced across ranks in this backward pass.
-            parts.discriminator.requires_grad_(False)
+            _set_trainable(parts.optimizer_d, False)
             fake_logits = parts.discriminator(_discriminator_input(recipe, fake, batch))
             adversarial = generator_adversarial_loss(config.adversarial, fake_logits)
             terms.append(recipe.loss_weights["adversarial"] * adversarial)
@@ -362,7 +391,7 @@ def _train_step(recipe: Recipe, parts: _Parts, config: TrainConfig, batch: Any, 
         g_total = torch.stack([term.float() for term in terms]).sum()
     _optimizer_step(g_total, parts.optimizer_g, parts.scaler_g, parts.generator, config.grad_clip)
     if parts.discriminator is not None:
-        parts.discriminator.requires_grad_(True)
+        _set_trainable(parts.optimizer_d, True)
     losses.update({name: value.detach() for name, value in content.items()})
     losses["g_total"] = g_total.detach()
     return losses
@@ -399,6 +428,13 @@ def _optimizer_step(loss: Tensor, optimizer, scaler: torch.amp.GradScaler, modul
         torch.nn.utils.clip_grad_norm_(module.parameters(), grad_clip)
     scaler.step(optimizer)
     scaler.update()
+
+
+def _set_trainable(optimizer: torch.optim.Optimizer, trainable: bool) -> None:
+    # The optimiser's parameters only: a network's deliberately frozen layers stay frozen.
+    for group in optimizer.param_groups:
+        for parameter in group["params"]:
+            parameter.requires_grad_(trainable)
 
 
 def _check_content_terms(content: dict[str, Tensor], weights: dict[str, float]) -> None:

@@ -17,6 +17,7 @@ from imgan.errors import InputError
 LOG_NAME = "log.jsonl"
 PLOT_NAME = "losses.png"
 NOT_LOSSES = ("step", "time")
+UNSMOOTHED = ("lr",)  # schedules, not noisy measurements
 
 PANEL_W, PANEL_H = 360, 220
 MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, MARGIN_BOTTOM = 64, 12, 26, 28
@@ -39,8 +40,12 @@ def read_log(run_dir: str | Path) -> list[dict]:
     return records
 
 
-def plot_losses(run_dir: str | Path, *, out: str | Path | None = None, smoothing: float = 0.9) -> Path:
-    """Draw every loss in run_dir/log.jsonl against step; write run_dir/losses.png (or `out`)."""
+def plot_losses(run_dir: str | Path, *, out: str | Path | None = None, smoothing: float | None = None) -> Path:
+    """Draw every value in run_dir/log.jsonl against step; write run_dir/losses.png (or `out`).
+
+    `smoothing` is the moving average's decay in [0, 1); by default it averages over about a
+    twentieth of the points, so short and long runs both read well.
+    """
     records = read_log(run_dir)
     curves = _curves(records)
     if not curves:
@@ -67,7 +72,9 @@ def _curves(records: list[dict]) -> dict[str, list[tuple[float, float]]]:
     return curves
 
 
-def _smooth(values: list[float], smoothing: float) -> list[float]:
+def _smooth(values: list[float], smoothing: float | None) -> list[float]:
+    if smoothing is None:
+        smoothing = max(0.0, 1.0 - 20.0 / len(values))
     smoothed, average = [], values[0]
     for value in values:
         average = smoothing * average + (1 - smoothing) * value
@@ -93,7 +100,7 @@ def _format(value: float) -> str:
     return f"{value:.3g}" if 1e-3 <= abs(value) < 1e4 or value == 0 else f"{value:.2e}"
 
 
-def _draw_panel(name: str, points: list[tuple[float, float]], smoothing: float) -> Image.Image:
+def _draw_panel(name: str, points: list[tuple[float, float]], smoothing: float | None) -> Image.Image:
     panel = Image.new("RGB", (PANEL_W, PANEL_H), "white")
     draw = ImageDraw.Draw(panel)
     steps = [step for step, _ in points]
@@ -128,6 +135,9 @@ def _draw_panel(name: str, points: list[tuple[float, float]], smoothing: float) 
     if len(points) == 1:
         x, y = pixel(steps[0], values[0])
         draw.ellipse([x - 2, y - 2, x + 2, y + 2], fill=SMOOTH_COLOUR)
+        return panel
+    if name in UNSMOOTHED:
+        draw.line([pixel(s, v) for s, v in points], fill=SMOOTH_COLOUR, width=2)
         return panel
     draw.line([pixel(s, v) for s, v in points], fill=RAW_COLOUR, width=1)
     draw.line([pixel(s, v) for s, v in zip(steps, _smooth(values, smoothing))], fill=SMOOTH_COLOUR, width=2)

@@ -1,0 +1,335 @@
+"""Inpainting inference: which pixels to fill, and filling them at any image size.
+
+NumPy, OpenCV and ONNX Runtime only: nothing here may import torch.
+
+Masks (True = fill):
+  * a mask image, white = fill (mean of its channels above half; transparent mask pixels never
+    fill). Its size must equal the picture's, unless resize=True (nearest-neighbour stretch);
+  * a folder of masks: the mask whose file stem is the picture's stem (or <stem>_mask); the
+    transform gets one Picture at a time and finds its mask through ``picture.source``. Video
+    frames have no file name: use one mask file or boxes for a video;
+  * boxes x,y,w,h in pixels (any number), added to the mask image when both are given;
+  * none of these: the picture's alpha channel, transparent (alpha below half) = fill; the
+    filled pixels become opaque, the other pixels keep their alpha;
+  then grown by `dilate` pixels (an elliptical kernel), to cover the soft edge of an object.
+
+Filling (the Inpainter):
+  1. The holes are grouped into regions: each connected hole with a margin of context around it
+     (3x its radius, at least 16 px); regions that touch are merged.
+  2. A region is processed at full resolution when its thickest hole fits the model (radius =
+     distance from the hole's inside to the nearest known pixel <= the card's max_hole_radius);
+     thicker holes are processed downscaled by the factor that makes them fit, and the fill is
+     enlarged back. A region larger than the working size goes through the core's tiling.
+  3. Only hole pixels are written back: every other pixel of the output is the input's, bit for
+     bit, whatever the model computed there (the ONNX graph composites too; this makes it exact).
+So a 24-megapixel photo with a small hole costs a few hundred milliseconds: only the area around
+the hole is ever read by the model.
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import cv2
+import numpy as np
+
+from imgan.errors import InputError, UsageError
+from imgan.io.images import SUPPORTED_EXTENSIONS, Picture, from_float, read_image, resize_plane, to_float
+from imgan.runtime.tiling import tiled_apply
+
+Box = tuple[int, int, int, int]  # x, y, width, height: how users write boxes
+Model = Callable[[np.ndarray, np.ndarray], np.ndarray]  # image (N,3,h,w), mask (N,1,h,w) -> (N,3,h,w)
+
+DEFAULT_WORKING_SIZE = 512
+DEFAULT_MAX_HOLE_RADIUS = 48
+DEFAULT_OVERLAP = 64
+CONTEXT_RADII = 3  # context kept around a hole, in multiples of its radius
+MIN_MARGIN = 16
+MAX_SEPARATE_REGIONS = 256  # beyond this many holes, one region around all (merging is quadratic)
+
+
+# ------------------------------------------------------------------------------------- masks
+
+
+def parse_box(text: str | Sequence[int]) -> Box:
+    """"x,y,w,h" (or a 4-sequence) -> Box; UsageError unless four integers with w, h > 0."""
+    parts = text.replace(" ", "").split(",") if isinstance(text, str) else list(text)
+    try:
+        x, y, w, h = (int(part) for part in parts)
+    except (TypeError, ValueError):
+        raise UsageError(f"--box {text!r} is not x,y,w,h", hint="e.g. --box 10,20,100,50 (pixels)") from None
+    if w <= 0 or h <= 0:
+        raise UsageError(f"--box {text!r} has a width or height <= 0", hint="x,y,w,h with w, h > 0")
+    return x, y, w, h
+
+
+def boxes_hole(boxes: Iterable[Box], height: int, width: int, *, source: Path | None = None) -> np.ndarray:
+    """Bool (H, W), True inside any box (clipped to the image); InputError for a box wholly outside."""
+    hole = np.zeros((height, width), dtype=bool)
+    for x, y, w, h in boxes:
+        x0, y0, x1, y1 = max(0, x), max(0, y), min(width, x + w), min(height, y + h)
+        if x0 >= x1 or y0 >= y1:
+            raise InputError(f"box {x},{y},{w},{h} lies outside the {width}x{height} image", path=source,
+                             hint="boxes are x,y,width,height in pixels from the top-left corner")
+        hole[y0:y1, x0:x1] = True
+    return hole
+
+
+def hole_from_mask_picture(mask: Picture) -> np.ndarray:
+    """White (mean of the channels above half) and not transparent = fill. (H, W) bool."""
+    top = float(np.iinfo(mask.rgb.dtype).max)
+    hole = mask.rgb.astype(np.float32).mean(axis=2) > top / 2
+    if mask.alpha is not None:
+        hole &= mask.alpha > top / 2
+    return hole
+
+
+def hole_from_alpha(picture: Picture) -> np.ndarray | None:
+    """Transparent pixels (alpha below half) = fill; None for a picture without alpha."""
+    if picture.alpha is None:
+        return None
+    return picture.alpha < np.iinfo(picture.alpha.dtype).max / 2
+
+
+def fit_hole(hole: np.ndarray, height: int, width: int, *, resize: bool, mask_path: Path | None = None,
+             source: Path | None = None) -> np.ndarray:
+    """The hole at the picture's size: the same size, or stretched (nearest) when `resize`."""
+    if hole.shape == (height, width):
+        return hole
+    if not resize:
+        where = f" for {source}" if source is not None else ""
+        raise InputError(f"the mask is {hole.shape[1]}x{hole.shape[0]} but the image{where} is {width}x{height}",
+                         path=mask_path, hint="pass --resize-mask to stretch the mask to the image, "
+                                              "or make the mask the image's size")
+    return cv2.resize(hole.astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST).astype(bool)
+
+
+def dilate_hole(hole: np.ndarray, pixels: int) -> np.ndarray:
+    """Grow the hole by `pixels` in every direction (elliptical kernel)."""
+    if pixels <= 0:
+        return hole
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * pixels + 1, 2 * pixels + 1))
+    return cv2.dilate(hole.astype(np.uint8), kernel).astype(bool)
+
+
+def find_mask_by_stem(folder: Path, stem: str) -> Path:
+    """The mask in `folder` named <stem>.<ext> or <stem>_mask.<ext>; InputError if none or several."""
+    names = {stem, f"{stem}_mask"}
+    found = sorted(p for p in folder.iterdir()
+                   if p.is_file() and p.suffix.lower() in SUPPORTED_EXTENSIONS and p.stem in names)
+    if not found:
+        raise InputError(f"no mask for {stem!r} in {folder}", hint=f"put {stem}.png (white = fill) in the mask folder")
+    if len(found) > 1:
+        raise InputError(f"several masks for {stem!r} in {folder}: {', '.join(p.name for p in found)}",
+                         hint="keep one mask per image")
+    return found[0]
+
+
+class MaskSource:
+    """Builds each picture's hole from the user's mask options (see the module docstring)."""
+
+    def __init__(self, mask: str | os.PathLike | None = None, boxes: Sequence[Box | str] = (), *, dilate: int = 0,
+                 resize: bool = False):
+        self.path = Path(mask) if mask is not None else None
+        if self.path is not None and not self.path.exists():
+            raise InputError("mask file or folder not found", path=self.path, hint="check the --mask path")
+        self.boxes = tuple(parse_box(b) for b in boxes)
+        if dilate < 0:
+            raise UsageError(f"--dilate must be >= 0, got {dilate}")
+        self.dilate = dilate
+        self.resize = resize
+        self._decoded: dict[Path, np.ndarray] = {}  # one decode per mask file (a video reuses it per frame)
+
+    @property
+    def uses_alpha(self) -> bool:
+        return self.path is None and not self.boxes
+
+    def hole_for(self, picture: Picture) -> np.ndarray:
+        """Bool (H, W) of the pixels to fill in this picture."""
+        width, height = picture.size
+        if self.uses_alpha:
+            hole = hole_from_alpha(picture)
+            if hole is None:
+                raise InputError("no mask: the image has no transparent pixels and no mask was given",
+                                 path=picture.source, hint="pass --mask FILE_OR_FOLDER or --box x,y,w,h")
+        else:
+            hole = np.zeros((height, width), dtype=bool)
+            if self.path is not None:
+                mask_path = self._mask_path_for(picture)
+                hole |= fit_hole(self._decode(mask_path), height, width, resize=self.resize, mask_path=mask_path,
+                                 source=picture.source)
+            if self.boxes:
+                hole |= boxes_hole(self.boxes, height, width, source=picture.source)
+        return dilate_hole(hole, self.dilate)
+
+    def _mask_path_for(self, picture: Picture) -> Path:
+        if not self.path.is_dir():
+            return self.path
+        if picture.source is None:
+            raise InputError("a mask folder matches masks to image files by name, and video frames have none",
+                             path=self.path, hint="pass one mask file (--mask FILE) or --box for a video")
+        return find_mask_by_stem(self.path, picture.source.stem)
+
+    def _decode(self, path: Path) -> np.ndarray:
+        if path not in self._decoded:
+            self._decoded[path] = hole_from_mask_picture(read_image(path))
+        return self._decoded[path]
+
+
+# ------------------------------------------------------------------------------------- regions
+
+
+@dataclass(frozen=True)
+class Region:
+    """A window of the image to inpaint in one go: rows y0:y1, columns x0:x1."""
+
+    y0: int
+    x0: int
+    y1: int
+    x1: int
+    radius: float  # the thickest hole inside: its largest distance to a known pixel
+
+    def overlaps(self, other: Region) -> bool:
+        return self.y0 < other.y1 and other.y0 < self.y1 and self.x0 < other.x1 and other.x0 < self.x1
+
+    def union(self, other: Region) -> Region:
+        return Region(min(self.y0, other.y0), min(self.x0, other.x0), max(self.y1, other.y1),
+                      max(self.x1, other.x1), max(self.radius, other.radius))
+
+    @property
+    def slices(self) -> tuple[slice, slice]:
+        return slice(self.y0, self.y1), slice(self.x0, self.x1)
+
+
+def hole_regions(hole: np.ndarray) -> list[Region]:
+    """Windows covering every hole pixel with context around it, none overlapping another."""
+    height, width = hole.shape
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(hole.astype(np.uint8), connectivity=8)
+    if count <= 1:
+        return []
+    # Distance of each hole pixel to the nearest known one (a hole touching the border counts
+    # the border as unknown: it is filled from the inside only).
+    distance = cv2.distanceTransform(hole.astype(np.uint8), cv2.DIST_L2, 3)
+    regions = []
+    for label in range(1, count):
+        x, y, w, h = (int(v) for v in stats[label, :4])
+        inside = labels[y:y + h, x:x + w] == label
+        radius = float(distance[y:y + h, x:x + w][inside].max())
+        margin = max(MIN_MARGIN, math.ceil(CONTEXT_RADII * radius))
+        regions.append(Region(max(0, y - margin), max(0, x - margin), min(height, y + h + margin),
+                              min(width, x + w + margin), radius))
+    if len(regions) > MAX_SEPARATE_REGIONS:
+        return [_merge_all(regions)]
+    return _merge_overlapping(regions)
+
+
+def _merge_all(regions: list[Region]) -> Region:
+    merged = regions[0]
+    for region in regions[1:]:
+        merged = merged.union(region)
+    return merged
+
+
+def _merge_overlapping(regions: list[Region]) -> list[Region]:
+    merged: list[Region] = []
+    pending = list(regions)
+    while pending:
+        current = pending.pop()
+        grew = True
+        while grew:  # a grown region may now reach ones it did not before
+            grew = False
+            for other in [r for r in pending if r.overlaps(current)]:
+                pending.remove(other)
+                current = current.union(other)
+                grew = True
+        merged.append(current)
+    return merged
+
+
+# ------------------------------------------------------------------------------------- filling
+
+
+class Inpainter:
+    """Fills the holes of (H, W, 3) images with `model`; pixels outside the hole stay exactly as given."""
+
+    def __init__(self, model: Model, *, pad_multiple: int = 4, working_size: int = DEFAULT_WORKING_SIZE,
+                 max_hole_radius: float = DEFAULT_MAX_HOLE_RADIUS, overlap: int = DEFAULT_OVERLAP):
+        self.model = model
+        self.pad_multiple = pad_multiple
+        self.working_size = working_size
+        self.max_hole_radius = max_hole_radius
+        self.overlap = overlap
+
+    def __call__(self, rgb: np.ndarray, hole: np.ndarray, progress=None) -> np.ndarray:
+        """`rgb` (H, W, 3) uint8, uint16 or float in [0, 1]; `hole` (H, W) bool. Returns a new array."""
+        if hole.shape != rgb.shape[:2]:
+            raise UsageError(f"hole {hole.shape} and image {rgb.shape[:2]} differ in size")
+        result = rgb.copy()
+        if not hole.any():
+            return result
+        if hole.all():
+            raise InputError("the mask covers the whole image: there is nothing to fill it from",
+                             hint="leave some of the image outside the mask")
+        regions = hole_regions(hole)
+        for done, region in enumerate(regions, start=1):
+            rows, cols = region.slices
+            window_hole = hole[rows, cols]
+            fill = self._fill_window(to_float(rgb[rows, cols]), window_hole, region.radius)  # (h, w, 3) float
+            target = result[rows, cols]  # a view: writing it writes the result
+            values = fill[window_hole]
+            target[window_hole] = values if target.dtype.kind == "f" else from_float(values, target.dtype)
+            if progress is not None:
+                progress(done, len(regions))
+        return result
+
+    def _fill_window(self, pixels: np.ndarray, hole: np.ndarray, radius: float) -> np.ndarray:
+        """The model's composite of one window (h, w, 3) float32, at full or reduced resolution."""
+        height, width = hole.shape
+        scale = min(1.0, self.max_hole_radius / max(radius, 1e-6))
+        if scale < 1.0:
+            small = (max(1, round(width * scale)), max(1, round(height * scale)))
+            pixels = resize_plane(pixels, small)
+            # Any small pixel that a hole pixel reaches is a hole: no hole content leaks in.
+            hole = resize_plane(hole.astype(np.float32), small) > 0
+        stacked = np.dstack([pixels, hole.astype(np.float32)])  # (h, w, 4): image + mask
+        tile = max(self.working_size, 16)
+        composite = tiled_apply(self._run_model, stacked, tile=tile, overlap=self.overlap,
+                                multiple=self.pad_multiple, out_channels=3)  # (h', w', 3) in [0, 1]
+        if scale < 1.0:
+            # Bilinear, not resize_plane's bicubic: no overshoot rings where the fill meets the photo.
+            composite = cv2.resize(composite, (width, height), interpolation=cv2.INTER_LINEAR)
+        return composite
+
+    def _run_model(self, stacked: np.ndarray) -> np.ndarray:
+        """(N, 4, h, w) image + mask planes -> (N, 3, h, w)."""
+        return self.model(stacked[:, :3], stacked[:, 3:4])
+
+
+def inpainter_for_weights(weights, *, device: str = "auto", threads: int | None = None,
+                          tile: int | None = None) -> Inpainter:
+    """An Inpainter running these weights, set up from their model card."""
+    from imgan.runtime.session import load_model
+
+    model = load_model(weights.verified_path(), device=device, threads=threads)
+    extra = weights.extra
+    return Inpainter(model, pad_multiple=weights.pad_multiple,
+                     working_size=tile or int(extra.get("working_size", DEFAULT_WORKING_SIZE)),
+                     max_hole_radius=float(extra.get("max_hole_radius", DEFAULT_MAX_HOLE_RADIUS)),
+                     overlap=int(extra.get("tile_overlap", DEFAULT_OVERLAP)))
+
+
+def inpaint_transform(inpainter: Inpainter, masks: MaskSource) -> Callable[..., Picture]:
+    """The per-picture transform for files, folders and video frames alike."""
+
+    def transform(picture: Picture, progress=None) -> Picture:
+        hole = masks.hole_for(picture)
+        rgb = inpainter(picture.rgb, hole, progress=progress)
+        alpha = picture.alpha
+        if masks.uses_alpha and hole.any():  # the transparent pixels are filled: make them opaque
+            alpha = np.where(hole, np.iinfo(alpha.dtype).max, alpha).astype(alpha.dtype)
+        return picture.replace(rgb=rgb, alpha=alpha)
+
+    return transform

@@ -1,0 +1,174 @@
+"""The inpainting generator (a compact DeepFill v2-style gated-conv net) and its PatchGAN critic.
+
+    image (N,3,H,W) in [0,1], mask (N,1,H,W), 1 = hole
+      -> coarse fill: push-pull over a 6-level pyramid (no weights)       guess (N,3,H,W)
+      -> concat(guess, mask)                                              (N,4,H,W)
+      -> gated conv 5x5 (w) -> gated conv /2 (2w) -> gated conv (2w) -> gated conv /2 (4w)
+      -> bottleneck at 1/4: gated 3x3 convs dilated 2, 4, 8, 16, then 1, 1   (receptive field ≈ 270 px)
+      -> 2x (nearest x2, gated convs) -> conv 3x3 = correction            (N,3,H,W)
+      -> generated = clamp(guess + correction, 0, 1)
+      -> composite: image * (1 - mask) + generated * mask                 (N,3,H,W)
+
+A gated convolution (Yu et al. 2019, "Free-Form Image Inpainting with Gated Convolution") computes
+features and a soft gate from the same input, ``act(features) * sigmoid(gate)``: the net learns
+per pixel and channel how much to trust what it sees, which is what a hole needs.
+
+DeepFill v2 has a learned coarse stage; here the coarse stage is push-pull (Gortler et al. 1996:
+average the known pixels down a pyramid, then fill each level's gaps from the level above), so
+the net starts from a smooth, colour-correct fill and its few CPU-hours of training go into the
+refinement (edges, texture) only. The last conv starts at zero: an untrained net returns the
+push-pull fill. Zero "same" padding: the net is fully convolutional and its sides must be
+multiples of PAD_MULTIPLE (two stride-2 convolutions); the pyramid rounds odd sides up.
+
+The critic is SN-PatchGAN: strided 5x5 convs on image + mask, one logit per patch (spectral
+norm is applied by the training loop, TrainConfig.spectral_norm).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+PAD_MULTIPLE = 4  # the encoder's total stride
+
+
+@dataclass(frozen=True)
+class InpaintNetConfig:
+    """width: channels at full resolution (2x at 1/2, 4x at 1/4); dilations: the bottleneck's;
+    pyramid_levels: halvings of the push-pull coarse fill (6: blocks of 64 px at the top)."""
+
+    width: int = 16
+    dilations: tuple[int, ...] = (2, 4, 8, 16)
+    pyramid_levels: int = 6
+
+    def to_dict(self) -> dict[str, Any]:
+        values = asdict(self)
+        values["dilations"] = list(self.dilations)
+        return values
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> InpaintNetConfig:
+        known = {item.name for item in fields(cls)}
+        chosen = {key: value for key, value in values.items() if key in known}
+        if "dilations" in chosen:
+            chosen["dilations"] = tuple(int(d) for d in chosen["dilations"])
+        return cls(**chosen)
+
+
+class GatedConv(nn.Module):
+    """conv -> split into features and gate -> ELU(features) * sigmoid(gate); same size unless strided."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int = 3, *, stride: int = 1, dilation: int = 1,
+                 activation: bool = True):
+        super().__init__()
+        self.conv = nn.Conv2d(c_in, 2 * c_out, kernel, stride=stride, dilation=dilation,
+                              padding=dilation * (kernel // 2))
+        self.activation = activation
+
+    def forward(self, x: Tensor) -> Tensor:
+        features, gate = self.conv(x).chunk(2, dim=1)  # (N, c_out, h, w) each
+        if self.activation:
+            features = F.elu(features)
+        return features * torch.sigmoid(gate)
+
+
+class Upsample(nn.Module):
+    """Nearest x2 then a gated conv: resize-then-conv, so no checkerboard."""
+
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__()
+        self.conv = GatedConv(c_in, c_out)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+
+
+def composite(image: Tensor, generated: Tensor, mask: Tensor) -> Tensor:
+    """Known pixels from `image`, hole pixels (mask 1) from `generated`."""
+    return image * (1.0 - mask) + generated * mask
+
+
+def push_pull_fill(image: Tensor, known: Tensor, levels: int, eps: float = 1e-6) -> Tensor:
+    """Fill the unknown pixels (known 0) of (N,C,H,W) `image` from the known ones (known 1).
+
+    Pull: each level averages the known values of 2x2 blocks (weighted by confidence), a block's
+    confidence being min(1, sum of its children's). Push: from the top down, each pixel keeps its
+    own average in proportion to its confidence and takes the rest from the bilinearly enlarged
+    level above. Top-level blocks with no known pixel at all get the image's known mean.
+    Known pixels come back exactly (confidence 1).
+    """
+    values, confidences = [image], [known]
+    for _ in range(levels):
+        weighted = F.avg_pool2d(values[-1] * confidences[-1], 2, ceil_mode=True)
+        weight = F.avg_pool2d(confidences[-1], 2, ceil_mode=True)  # (N, 1, ⌈h/2⌉, ⌈w/2⌉)
+        values.append(weighted / weight.clamp_min(eps))
+        confidences.append((4.0 * weight).clamp(max=1.0))
+    known_mean = (image * known).sum(dim=(2, 3), keepdim=True) / known.sum(dim=(2, 3), keepdim=True).clamp_min(eps)
+    estimate = confidences[-1] * values[-1] + (1.0 - confidences[-1]) * known_mean
+    for value, confidence in zip(reversed(values[:-1]), reversed(confidences[:-1])):
+        enlarged = F.interpolate(estimate, size=value.shape[-2:], mode="bilinear", align_corners=False)
+        estimate = confidence * value + (1.0 - confidence) * enlarged
+    return estimate
+
+
+class InpaintNet(nn.Module):
+    def __init__(self, config: InpaintNetConfig = InpaintNetConfig()):
+        super().__init__()
+        self.config = config
+        w = config.width
+        self.encoder = nn.Sequential(
+            GatedConv(4, w, 5),
+            GatedConv(w, 2 * w, 3, stride=2),
+            GatedConv(2 * w, 2 * w, 3),
+            GatedConv(2 * w, 4 * w, 3, stride=2),
+        )
+        self.bottleneck = nn.Sequential(
+            *[GatedConv(4 * w, 4 * w, 3, dilation=d) for d in config.dilations],
+            GatedConv(4 * w, 4 * w, 3),
+            GatedConv(4 * w, 4 * w, 3),
+        )
+        self.decoder = nn.Sequential(
+            Upsample(4 * w, 2 * w),
+            GatedConv(2 * w, 2 * w, 3),
+            Upsample(2 * w, w),
+            GatedConv(w, w // 2, 3),
+            nn.Conv2d(w // 2, 3, 3, padding=1),
+        )
+        nn.init.zeros_(self.decoder[-1].weight)
+        nn.init.zeros_(self.decoder[-1].bias)
+
+    def fill(self, image: Tensor, mask: Tensor) -> Tensor:
+        """The raw generated image (N,3,H,W) in [0,1], before compositing."""
+        guess = push_pull_fill(image, 1.0 - mask, self.config.pyramid_levels)  # hole pixels never read
+        x = torch.cat([guess, mask], dim=1)  # (N, 4, H, W)
+        x = self.encoder(x)  # (N, 4w, H/4, W/4)
+        x = self.bottleneck(x)
+        return (guess + self.decoder(x)).clamp(0.0, 1.0)  # (N, 3, H, W)
+
+    def forward(self, image: Tensor, mask: Tensor, raw: bool = False) -> Tensor:
+        """The composite (N,3,H,W); `raw=True` (training) returns the generated image itself."""
+        generated = self.fill(image, mask)
+        return generated if raw else composite(image, generated, mask)
+
+
+def build_generator(model_config: dict) -> InpaintNet:
+    return InpaintNet(InpaintNetConfig.from_dict(model_config))
+
+
+class PatchDiscriminator(nn.Module):
+    """SN-PatchGAN: (N,4,H,W) image + mask -> (N,1,H/32,W/32) logits, one per overlapping patch."""
+
+    def __init__(self, width: int = 32, in_channels: int = 4):
+        super().__init__()
+        channels = [in_channels, width, 2 * width, 4 * width, 4 * width, 4 * width]
+        layers: list[nn.Module] = []
+        for c_in, c_out in zip(channels[:-1], channels[1:]):
+            layers += [nn.Conv2d(c_in, c_out, 5, stride=2, padding=2), nn.LeakyReLU(0.2)]
+        layers.append(nn.Conv2d(channels[-1], 1, 3, padding=1))
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.body(x)

@@ -1,0 +1,181 @@
+"""`imgan eval sr`: bicubic and every shipped ×4 model on a folder of HR images, by the
+literature's protocol (see protocol.py); a table, JSON, and a crop sheet to judge sharpness.
+
+Runs the ONNX files through the same transform as `imgan upscale` (ONNX Runtime, no torch).
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from imgan.errors import UsageError
+from imgan.io.images import Picture
+from imgan.runtime.model_transform import model_transform
+from imgan.weights import Weights, resolve_weights, weights_for_task
+
+from . import TASK
+from .protocol import EvalImage, Quality, bicubic_upscale, load_eval_set, mean_quality, measure
+
+PROTOCOL = ("HR cropped to a multiple of the scale; LR = MATLAB-style bicubic imresize (antialiased, "
+            "a=-0.5, uint8); PSNR/SSIM on BT.601 Y after shaving `scale` pixels per border")
+BICUBIC = "bicubic"
+SHEET_CROP = 96  # HR pixels of each sheet panel, before enlarging
+SHEET_ZOOM = 2
+
+Upscaler = Callable[[np.ndarray], np.ndarray]  # (h, w, 3) uint8 -> (h*s, w*s, 3) uint8
+
+
+@dataclass
+class MethodResult:
+    name: str
+    per_image: dict[str, Quality]
+    mean: Quality
+    seconds: float
+    outputs: list[np.ndarray] = field(default_factory=list, repr=False)
+
+
+@dataclass
+class EvalReport:
+    data: Path
+    scale: int
+    images: list[EvalImage]
+    methods: list[MethodResult]
+
+    def to_dict(self) -> dict:
+        return {
+            "data": str(self.data), "scale": self.scale, "protocol": PROTOCOL,
+            "images": [image.name for image in self.images],
+            "methods": {m.name: {"psnr_y": m.mean.psnr_y, "ssim_y": m.mean.ssim_y, "seconds": m.seconds,
+                                 "per_image": {name: {"psnr_y": q.psnr_y, "ssim_y": q.ssim_y}
+                                               for name, q in m.per_image.items()}}
+                        for m in self.methods},
+        }
+
+
+def model_upscaler(weights: Weights, *, device: str = "auto", threads: int | None = None) -> Upscaler:
+    transform = model_transform(weights, device=device, threads=threads)
+    return lambda lr: transform(Picture(rgb=lr, alpha=None)).rgb
+
+
+def evaluate_method(name: str, upscale: Upscaler, images: Sequence[EvalImage], scale: int) -> MethodResult:
+    started = time.perf_counter()
+    outputs = [upscale(image.lr) for image in images]
+    seconds = time.perf_counter() - started
+    per_image = {image.name: measure(output, image.hr, border=scale) for image, output in zip(images, outputs)}
+    return MethodResult(name, per_image, mean_quality(list(per_image.values())), seconds, outputs)
+
+
+def chosen_weights(names: Sequence[str] | None, scale: int) -> list[Weights]:
+    """The named weights (names or .onnx paths), else every catalogued sr model of this scale."""
+    if names:
+        found = [resolve_weights(TASK, name) for name in names]
+    else:
+        found = [w for _, w in sorted(weights_for_task(TASK).items()) if w.scale == scale]
+    wrong = [w.name for w in found if w.scale != scale]
+    if wrong:
+        raise UsageError(f"weights {', '.join(wrong)} are not ×{scale} models")
+    return found
+
+
+def evaluate_folder(data: str | os.PathLike, weights: Sequence[str] | None = None, *, scale: int = 4,
+                    device: str = "auto", threads: int | None = None) -> EvalReport:
+    """Bicubic and each model on every image of ``data`` by the protocol."""
+    images = load_eval_set(data, scale)
+    methods = [evaluate_method(BICUBIC, lambda lr: bicubic_upscale(lr, scale), images, scale)]
+    for entry in chosen_weights(weights, scale):
+        methods.append(evaluate_method(entry.name, model_upscaler(entry, device=device, threads=threads), images, scale))
+    return EvalReport(Path(data), scale, images, methods)
+
+
+def measure_weights_file(path: str | os.PathLike, data: str | os.PathLike, *, scale: int = 4) -> dict:
+    """Figures for a model card: the model's and bicubic's mean Y PSNR/SSIM on ``data``."""
+    report = evaluate_folder(data, [str(path)], scale=scale, device="cpu")
+    bicubic, model = report.methods
+    return {"psnr_y": round(model.mean.psnr_y, 3), "ssim_y": round(model.mean.ssim_y, 4),
+            "bicubic_psnr_y": round(bicubic.mean.psnr_y, 3), "bicubic_ssim_y": round(bicubic.mean.ssim_y, 4),
+            "images": len(report.images), "protocol": PROTOCOL}
+
+
+# ----------------------------------------------------------------------------------- rendering
+
+
+def render_table(report: EvalReport) -> None:
+    """The means per method, then PSNR per image (images as rows, so many images still fit)."""
+    from rich.table import Table
+
+    from imgan.cli_support import stdout
+
+    summary = Table(title=f"×{report.scale} on {report.data.name} ({len(report.images)} images): "
+                          f"Y channel, {report.scale}-px shave")
+    for column in ("method", "PSNR dB", "SSIM", "Δ bicubic", "seconds"):
+        summary.add_column(column, justify="left" if column == "method" else "right")
+    baseline = report.methods[0].mean.psnr_y
+    for method in report.methods:
+        gain = "" if method.name == BICUBIC else f"{method.mean.psnr_y - baseline:+.2f}"
+        summary.add_row(method.name, f"{method.mean.psnr_y:.2f}", f"{method.mean.ssim_y:.4f}", gain,
+                        f"{method.seconds:.2f}")
+    stdout.print(summary)
+    per_image = Table(title="PSNR dB per image")
+    per_image.add_column("image")
+    for method in report.methods:
+        per_image.add_column(method.name, justify="right")
+    for image in report.images:
+        per_image.add_row(image.name, *(f"{m.per_image[image.name].psnr_y:.2f}" for m in report.methods))
+    stdout.print(per_image)
+    stdout.print(f"protocol: {PROTOCOL}", highlight=False, soft_wrap=True)
+
+
+def detail_window(hr: np.ndarray, size: int) -> tuple[int, int]:
+    """Top-left corner of the ``size``-square window with the most gradient energy (texture shows there)."""
+    gray = hr.astype(np.float64).mean(axis=2)
+    energy = np.zeros_like(gray)
+    energy[:, 1:] += np.abs(np.diff(gray, axis=1))
+    energy[1:, :] += np.abs(np.diff(gray, axis=0))
+    summed = np.pad(energy.cumsum(0).cumsum(1), ((1, 0), (1, 0)))  # integral image
+    totals = summed[size:, size:] - summed[:-size, size:] - summed[size:, :-size] + summed[:-size, :-size]
+    top, left = np.unravel_index(np.argmax(totals), totals.shape)
+    return int(top), int(left)
+
+
+def write_sheet(report: EvalReport, path: str | os.PathLike) -> Path:
+    """One row per image: the same detailed crop from every method, then HR, enlarged ×2 (nearest)."""
+    from PIL import Image, ImageDraw
+
+    columns = [(m.name, m.outputs) for m in report.methods] + [("HR", [image.hr for image in report.images])]
+    size = min(SHEET_CROP, *(min(image.hr.shape[:2]) for image in report.images))
+    panel, gap, label_height = size * SHEET_ZOOM, 4, 18
+    sheet = Image.new("RGB", (len(columns) * (panel + gap) + gap, label_height + len(report.images) * (panel + gap)),
+                      "white")
+    draw = ImageDraw.Draw(sheet)
+    for column, (name, _) in enumerate(columns):
+        draw.text((gap + column * (panel + gap) + 2, 3), name, fill=(0, 0, 0))
+    for row, image in enumerate(report.images):
+        top, left = detail_window(image.hr, size)
+        for column, (_, outputs) in enumerate(columns):
+            crop = outputs[row][top:top + size, left:left + size]
+            tile = Image.fromarray(crop).resize((panel, panel), Image.Resampling.NEAREST)
+            sheet.paste(tile, (gap + column * (panel + gap), label_height + row * (panel + gap)))
+    target = Path(path)
+    sheet.save(target)
+    return target
+
+
+def run_eval_command(*, data: Path, weights: Sequence[str] | None, as_json: bool, sheet: Path | None,
+                     device: str, threads: int | None) -> EvalReport:
+    report = evaluate_folder(data, weights, device=device, threads=threads)
+    if as_json:
+        from imgan.cli_support import print_json
+
+        print_json(report.to_dict())
+    else:
+        render_table(report)
+    if sheet is not None:
+        from imgan.cli_support import stderr
+
+        stderr.print(f"wrote {write_sheet(report, sheet)}")
+    return report

@@ -1,0 +1,113 @@
+"""`imgan eval style`: how close each fast net comes to optimising the picture itself.
+
+Per shipped style and unseen test photo: the style, content and total loss (the style's own
+layers and weights, from its model card) of the fast net's output and of a Gatys optimisation
+(L-BFGS, `steps` steps, started from the photo). Goal: fast total within 1.5x of the optimum.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from imgan.errors import InputError, UsageError
+from imgan.io.images import read_image, resize_plane, to_float
+from imgan.weights import Weights, weights_for_task
+
+from .infer import MULTIPLE, TASK, fast_stylise, scaled_size
+from .objective import StyleObjective, StyleSettings, load_painting
+from .optimise import optimise_image
+
+SHARED_ASSETS = Path(__file__).resolve().parents[3] / "shared" / "assets"
+
+
+def default_test_photos() -> Path:
+    return SHARED_ASSETS / "photos" / "bsds500" / "test"
+
+
+def settings_of(weights: Weights) -> StyleSettings:
+    recipe = dict(weights.recipe)
+    if "style" not in recipe:
+        raise UsageError(f"the card of style {weights.name!r} records no loss settings", path=weights.file)
+    return StyleSettings.from_dict(recipe["style"])
+
+
+def painting_of(weights: Weights, styles_dir: Path | None) -> Path:
+    """The painting a style was trained on: the card's path, else --styles-dir/<file name>."""
+    recorded = weights.extra.get("style_image_path")
+    candidates = [Path(recorded)] if recorded else []
+    name = weights.extra.get("style_image")
+    if name:
+        candidates += [folder / name for folder in (styles_dir, SHARED_ASSETS / "styles") if folder is not None]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    raise InputError(f"the painting of style {weights.name!r} ({name or 'unknown'}) was not found",
+                     path=weights.file, hint="pass --styles-dir FOLDER holding it")
+
+
+def test_photo(path: Path, size: int) -> np.ndarray:
+    """(H, W, 3) float in [0,1], longest side `size`, sides cut to multiples of 4."""
+    rgb = to_float(read_image(path).rgb)
+    rgb = resize_plane(rgb, scaled_size(*rgb.shape[:2], size))
+    return np.ascontiguousarray(rgb[: rgb.shape[0] // MULTIPLE * MULTIPLE, : rgb.shape[1] // MULTIPLE * MULTIPLE])
+
+
+def _as_tensor(rgb: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))[None]  # (1, 3, H, W)
+
+
+def _scored(objective: StyleObjective, output: torch.Tensor, photo: torch.Tensor) -> dict[str, float]:
+    with torch.no_grad():
+        terms = objective.terms(output, photo)
+        values = {name: float(value) for name, value in terms.items()}
+        values["total"] = float(objective.total(terms))
+    return values
+
+
+def evaluate_style(weights: Weights, photos: list[Path], *, size: int = 256, steps: int = 300,
+                   styles_dir: Path | None = None, vgg_weights: str | None = None) -> list[dict]:
+    from imgan.runtime.session import load_model
+
+    settings = settings_of(weights)
+    objective = StyleObjective(load_painting(painting_of(weights, styles_dir), settings.style_size), settings,
+                               vgg_weights)
+    stylise = fast_stylise(load_model(weights.verified_path(), device="cpu"), weights)
+    rows = []
+    for path in photos:
+        rgb = test_photo(path, size)
+        photo = _as_tensor(rgb)
+        started = time.perf_counter()
+        fast = _as_tensor(stylise(rgb, None, False))
+        fast_seconds = time.perf_counter() - started
+        started = time.perf_counter()
+        optimised = optimise_image(photo, objective, steps=steps)
+        optimised_seconds = time.perf_counter() - started
+        fast_scores, optimised_scores = _scored(objective, fast, photo), _scored(objective, optimised, photo)
+        rows.append({
+            "style": weights.name, "photo": path.name, "size": list(rgb.shape[:2]), "steps": steps,
+            "fast": fast_scores, "optimised": optimised_scores,
+            "total_ratio": fast_scores["total"] / optimised_scores["total"],
+            "style_ratio": fast_scores["style"] / optimised_scores["style"],
+            "fast_seconds": round(fast_seconds, 3), "optimised_seconds": round(optimised_seconds, 1),
+        })
+    return rows
+
+
+def evaluate_styles(*, styles: list[str] | None, data: Path, images: int = 2, size: int = 256, steps: int = 300,
+                    styles_dir: Path | None = None, vgg_weights: str | None = None,
+                    threads: int | None = None) -> list[dict]:
+    from imgan.train.data import list_images
+
+    if threads:
+        torch.set_num_threads(threads)
+    available = weights_for_task(TASK)
+    chosen = styles or sorted(available)
+    unknown = [name for name in chosen if name not in available]
+    if unknown:
+        raise UsageError(f"unknown style {', '.join(unknown)}", hint=f"available: {', '.join(sorted(available))}")
+    photos = list_images(data)[:images]
+    return [row for name in chosen for row in evaluate_style(available[name], photos, size=size, steps=steps,
+                                                             styles_dir=styles_dir, vgg_weights=vgg_weights)]

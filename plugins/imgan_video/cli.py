@@ -1,0 +1,141 @@
+"""The video task's commands: `imgan predict`, `imgan train video`, `imgan eval video`.
+
+Light on purpose (typer only): `imgan --help` imports every plugin. Each body parses, calls one
+library function (infer, recipe or evaluate, imported there), and renders.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+DEFAULT_CONTEXT = 10  # the Moving MNIST protocol: 10 frames in, 10 out
+DEFAULT_FUTURE = 10
+
+WeightsOpt = Annotated[Optional[str], typer.Option(help="Weights name from `imgan weights list`, or a .onnx file.")]
+DeviceOpt = Annotated[str, typer.Option(help="auto (CUDA if it really works, else CPU), cpu or cuda.")]
+ThreadsOpt = Annotated[Optional[int], typer.Option(min=1, help="CPU threads.")]
+MnistOpt = Annotated[Optional[Path], typer.Option(help="MNIST t10k-images-idx3-ubyte.gz (default: $IMGAN_MNIST).")]
+
+
+def predict(
+    clip: Annotated[Optional[Path], typer.Argument(help="A video file; its first --context frames are the context.",
+                                                   show_default=False)] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Video to write (default <stem>.video.mp4); with --mmnist, a folder.")] = None,
+    context: Annotated[int, typer.Option(min=1, help="Frames the model reads.")] = DEFAULT_CONTEXT,
+    future: Annotated[int, typer.Option(min=1, help="Frames to predict.")] = DEFAULT_FUTURE,
+    only_future: Annotated[bool, typer.Option(help="Write only the predicted frames, not the context before them.")] = False,
+    sheet: Annotated[Optional[Path], typer.Option(help="Also write an image: context | true next frames | prediction.")] = None,
+    mmnist: Annotated[Optional[int], typer.Option(min=1, max=2000, help="Instead of a clip: sheets and GIFs for the first N Moving MNIST test sequences.")] = None,
+    mnist: MnistOpt = None,
+    size: Annotated[Optional[int], typer.Option(min=4, help="Centre-crop and resize frames to SIZE x SIZE first.")] = None,
+    start: Annotated[Optional[float], typer.Option(min=0, help="Second of the clip where the context starts.")] = None,
+    weights: WeightsOpt = None,
+    device: DeviceOpt = "auto",
+    threads: ThreadsOpt = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace outputs that exist.")] = False,
+) -> None:
+    """Predict the next frames of a clip with the ConvLSTM video model (or show it on Moving MNIST)."""
+    from imgan.cli_support import stdout
+    from imgan.errors import UsageError
+
+    from .infer import predict_clip, predict_mmnist
+
+    if mmnist is not None:
+        if clip is not None:
+            raise UsageError("give either a clip or --mmnist N, not both")
+        written = predict_mmnist(mmnist, output or Path("mmnist-predictions"), mnist=mnist, context=context,
+                                 future=future, weights=weights, device=device, threads=threads, overwrite=overwrite)
+    elif clip is None:
+        raise UsageError("no clip given", hint="imgan predict CLIP.mp4 -o OUT.mp4, or imgan predict --mmnist N -o DIR")
+    else:
+        written = predict_clip(clip, output=output, context=context, future=future, only_future=only_future,
+                               sheet=sheet, size=size, start=start, weights=weights, device=device, threads=threads,
+                               overwrite=overwrite).written
+    for path in written:
+        stdout.print(f"wrote {path}", highlight=False, soft_wrap=True)
+
+
+def train(
+    steps: Annotated[int, typer.Option(min=1, help="Total generator steps (also when resuming).")] = 3000,
+    videos: Annotated[Optional[Path], typer.Option(help="Train on the clips in this folder instead of Moving MNIST.")] = None,
+    size: Annotated[int, typer.Option(min=8, help="--videos: frames are centre-cropped and resized to SIZE x SIZE (a multiple of 4).")] = 64,
+    gray: Annotated[bool, typer.Option(help="--videos: train on grayscale frames (Moving MNIST always is).")] = False,
+    mnist: MnistOpt = None,
+    context: Annotated[int, typer.Option(min=1, help="Frames the model reads.")] = DEFAULT_CONTEXT,
+    future: Annotated[int, typer.Option(min=1, help="Frames it learns to predict.")] = DEFAULT_FUTURE,
+    hidden: Annotated[str, typer.Option(help="ConvLSTM layers' hidden channels, e.g. 64,64.")] = "64,64",
+    widths: Annotated[str, typer.Option(help="Encoder channels at 1/2 and 1/4 resolution.")] = "32,64",
+    kernel: Annotated[int, typer.Option(min=1, help="ConvLSTM gate kernel size (odd).")] = 3,
+    batch_size: Annotated[int, typer.Option(min=1)] = 8,
+    lr: Annotated[float, typer.Option(help="Adam learning rate (generator and critic), constant; lower it when resuming to refine.")] = 1e-3,
+    l2: Annotated[float, typer.Option(min=0, help="Weight of the forecast's MSE.")] = 1.0,
+    l1: Annotated[float, typer.Option(min=0, help="Weight of the forecast's L1.")] = 0.0,
+    context_l2: Annotated[float, typer.Option(min=0, help="Weight of the MSE of the one-step predictions made while reading the context.")] = 0.5,
+    gdl: Annotated[float, typer.Option(min=0, help="Weight of the gradient-difference loss (sharper edges).")] = 0.0,
+    adversarial: Annotated[float, typer.Option(min=0, help="Weight of the 3-D critic's term (0: no GAN; it sharpens but costs MSE).")] = 0.0,
+    gan_mode: Annotated[str, typer.Option(help="vanilla, lsgan, hinge or wgan-gp.")] = "lsgan",
+    teacher_forcing: Annotated[float, typer.Option(min=0, max=1, help="Probability of feeding a true future frame instead of the prediction.")] = 0.0,
+    eval_every: Annotated[int, typer.Option(min=1, help="Checkpoint (and on Moving MNIST measure test MSE) every N steps.")] = 100,
+    eval_sequences: Annotated[int, typer.Option(min=0, max=2000, help="Test sequences measured each time (0: none).")] = 100,
+    name: Annotated[Optional[str], typer.Option(help="Weights name (default convlstm-mmnist, or convlstm-clips with --videos).")] = None,
+    run_dir: Annotated[Optional[Path], typer.Option(help="Default: $IMGAN_HOME/runs/video-NAME.")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue the run in --run-dir.")] = False,
+    threads: ThreadsOpt = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    seed: Annotated[int, typer.Option(min=0)] = 0,
+) -> None:
+    """Train the ConvLSTM frame predictor on Moving MNIST (default) or on your clips (--videos DIR)."""
+    options = dict(locals())  # exactly the parameters: nothing is defined before this line
+    from .recipe import train_video
+
+    result = train_video(**options)
+    state = "interrupted at" if result.interrupted else "finished at"
+    typer.echo(f"{state} step {result.steps_done}: {result.checkpoint}\n"
+               f"export: imgan export video {result.checkpoint} -o video-NAME.onnx --name NAME")
+
+
+def evaluate(
+    json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+    sequences: Annotated[int, typer.Option(min=1, max=2000, help="First N sequences of the fixed test set.")] = 2000,
+    weights: WeightsOpt = None,
+    mnist: MnistOpt = None,
+    record: Annotated[bool, typer.Option(help="Store the model's figures in its model card.")] = False,
+    device: DeviceOpt = "auto",
+    threads: ThreadsOpt = None,
+) -> None:
+    """Moving MNIST test set: MSE/MAE per frame and SSIM of the model and of trivial baselines."""
+    from imgan.cli_support import print_json, stderr, stdout
+
+    from .evaluate import evaluate_mmnist, record_in_card
+
+    with stderr.status("evaluating") as status:
+        results = evaluate_mmnist(weights, sequences=sequences, mnist=mnist, device=device, threads=threads,
+                                  progress=lambda done, total: status.update(f"evaluating {done}/{total} sequences"))
+    if record:
+        stderr.print(f"recorded in {record_in_card(results)}")
+    if json:
+        return print_json(results)
+    stdout.print(_summary_table(results))
+    stdout.print(_horizon_table(results))
+
+
+def _summary_table(results: dict):
+    from rich.table import Table
+
+    table = Table("method", "MSE / frame", "MAE / frame", "SSIM",
+                  title=f"Moving MNIST, {results['sequences']} test sequences, {results['context']} → {results['future']} "
+                        f"({results['weights']}); floor {results['floor_mse']} = 0.7 × {results['best_baseline']}")
+    for name, figures in results["methods"].items():
+        table.add_row(name, f"{figures['mse']:.1f}", f"{figures['mae']:.1f}", f"{figures['ssim']:.3f}")
+    return table
+
+
+def _horizon_table(results: dict):
+    from rich.table import Table
+
+    table = Table("MSE at", *results["methods"], title="per horizon")
+    for k in range(results["future"]):
+        table.add_row(f"t+{k + 1}", *[f"{m['mse_per_horizon'][k]:.1f}" for m in results["methods"].values()])
+    return table

@@ -1,0 +1,115 @@
+"""`imgan eval video`: the model against three trivial baselines on the fixed Moving MNIST test set.
+
+Figures follow the Moving MNIST literature (Srivastava et al. 2015, Shi et al. 2015, PredRNN):
+"MSE" is the per-frame *sum* of squared errors over the 64x64 frame with pixels in [0, 1],
+averaged over predicted frames and sequences; MAE likewise sums absolute errors per frame; SSIM
+is the mean over frames of imgan.metrics.ssim. The baselines need no model: copy the last context
+frame, predict a blank (black) frame, or predict the mean of the context frames. NumPy + ONNX
+Runtime only.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from imgan.io.images import atomic_write, to_float
+from imgan.metrics import ssim
+
+from . import mmnist
+from .infer import DEFAULT_CONTEXT, DEFAULT_FUTURE, load_step_model, rollout
+
+BASELINES = ("copy_last", "blank", "context_mean")
+FLOOR_FACTOR = 0.7  # the issue's floor: MSE <= 0.7 x the best trivial baseline
+BATCH = 100
+
+
+def frame_errors(prediction: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-frame sums of squared and of absolute errors: (N, T, ...) -> two (N, T) arrays."""
+    difference = prediction.astype(np.float64) - truth
+    axes = tuple(range(2, difference.ndim))
+    return (difference**2).sum(axis=axes), np.abs(difference).sum(axis=axes)
+
+
+def frame_ssim(prediction: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """SSIM of each gray frame: (N, T, H, W) twice -> (N, T)."""
+    scores = np.empty(prediction.shape[:2])
+    for n, t in np.ndindex(*prediction.shape[:2]):
+        scores[n, t] = ssim(prediction[n, t], truth[n, t])
+    return scores
+
+
+def baseline_predictions(context: np.ndarray, future: int) -> dict[str, np.ndarray]:
+    """context (N, T, H, W) -> {baseline: (N, future, H, W)}."""
+    def repeated(frame: np.ndarray) -> np.ndarray:
+        return np.repeat(frame[:, None], future, axis=1)
+
+    return {"copy_last": repeated(context[:, -1]), "blank": np.zeros_like(repeated(context[:, -1])),
+            "context_mean": repeated(context.mean(axis=1))}
+
+
+def _model_forecast(model, context: np.ndarray, future: int) -> np.ndarray:
+    """Gray context (N, T, H, W) through the model -> gray forecast (N, future, H, W)."""
+    clips = np.repeat(context[:, :, None], model.channels, axis=2)  # (N, T, C, H, W)
+    return rollout(model, clips, future).mean(axis=2)
+
+
+def evaluate_mmnist(weights: str | os.PathLike | None = None, *, sequences: int = mmnist.TEST_SEQUENCES,
+                    mnist: str | os.PathLike | None = None, context: int = DEFAULT_CONTEXT,
+                    future: int = DEFAULT_FUTURE, device: str = "auto", threads: int | None = None,
+                    progress: Callable[[int, int], None] | None = None) -> dict:
+    """MSE, MAE and SSIM (overall and per horizon t+1..t+future) of the model and the baselines
+    on the first `sequences` sequences of the fixed test set."""
+    started = time.perf_counter()
+    model = load_step_model(weights, device=device, threads=threads)
+    digits = mmnist.load_digits(mnist)
+    methods = ("model", *BASELINES)
+    squared = {name: [] for name in methods}
+    absolute = {name: [] for name in methods}
+    similarity = {name: [] for name in methods}
+    for first in range(0, sequences, BATCH):
+        count = min(BATCH, sequences - first)
+        clips = to_float(mmnist.fixed_test_set(digits, count, start=first, length=context + future))  # (n, T, 64, 64)
+        seen, truth = clips[:, :context], clips[:, context:]
+        predictions = {"model": _model_forecast(model, seen, future), **baseline_predictions(seen, future)}
+        for name, prediction in predictions.items():
+            sq, ab = frame_errors(prediction, truth)
+            squared[name].append(sq)
+            absolute[name].append(ab)
+            similarity[name].append(frame_ssim(prediction, truth))
+        if progress is not None:
+            progress(first + count, sequences)
+    table = {name: _summary(np.concatenate(squared[name]), np.concatenate(absolute[name]),
+                            np.concatenate(similarity[name])) for name in methods}
+    best = min(BASELINES, key=lambda name: table[name]["mse"])
+    return {"dataset": "moving-mnist", "sequences": sequences, "context": context, "future": future,
+            "weights": model.weights.id, "file": str(model.weights.file), "methods": table,
+            "best_baseline": best, "floor_mse": round(FLOOR_FACTOR * table[best]["mse"], 2),
+            "seconds": round(time.perf_counter() - started, 1)}
+
+
+def _summary(squared: np.ndarray, absolute: np.ndarray, similarity: np.ndarray) -> dict:
+    """(N, T) per-frame figures -> means overall and per horizon."""
+    def rounded(values) -> list[float]:
+        return [round(float(value), 4) for value in values]
+
+    return {"mse": round(float(squared.mean()), 2), "mae": round(float(absolute.mean()), 2),
+            "ssim": round(float(similarity.mean()), 4), "mse_per_horizon": rounded(squared.mean(axis=0)),
+            "mae_per_horizon": rounded(absolute.mean(axis=0)), "ssim_per_horizon": rounded(similarity.mean(axis=0))}
+
+
+def record_in_card(results: dict) -> Path:
+    """Store the figures as the "metrics" of the evaluated weights' model card."""
+    card_path = Path(results["file"]).with_suffix(".json")
+    card = json.loads(card_path.read_text(encoding="utf-8"))
+    model = results["methods"]["model"]
+    card["metrics"] = {**card.get("metrics", {}), "moving_mnist_test": {
+        "sequences": results["sequences"], "mse": model["mse"], "mae": model["mae"], "ssim": model["ssim"],
+        "mse_per_horizon": model["mse_per_horizon"],
+        "baselines_mse": {name: results["methods"][name]["mse"] for name in BASELINES}}}
+    text = json.dumps(card, indent=2) + "\n"
+    return atomic_write(card_path, lambda temp: temp.write_text(text, encoding="utf-8"), overwrite=True)

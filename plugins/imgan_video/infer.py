@@ -1,0 +1,240 @@
+"""Predicting the next frames of a clip with the exported single-step model (NumPy + ONNX Runtime).
+
+The ONNX model is one step of the ConvLSTM: (frame, h0, c0, h1, c1, ...) -> (next frame, new
+states). `rollout` feeds the context frames in one by one from all-zero states, then feeds each
+prediction back in, so any number of future frames can be generated. Frames are float32 in [0, 1],
+(N, C, H, W) with C = 1 (gray models) or 3 (RGB); H and W must be multiples of the card's
+pad_multiple (the encoder's downscale).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from imgan.errors import InputError, UsageError
+from imgan.io.images import Picture, atomic_write, from_float, resize_plane, to_float, write_image
+from imgan.weights import Weights, resolve_weights
+
+from .cli import DEFAULT_CONTEXT, DEFAULT_FUTURE
+
+TASK = "video"
+DEFAULT_WEIGHTS = "convlstm-mmnist"
+GAP = 2  # pixels between the frames of a sheet
+GIF_FRAME_MS = 100
+
+
+# --------------------------------------------------------------------------- the model
+
+
+@dataclass
+class StepModel:
+    """A loaded single-step model: `rollout` is what callers want."""
+
+    weights: Weights
+    session: object  # imgan.runtime.session.OnnxModel
+    channels: int
+    multiple: int
+    state_channels: list[int] = field(default_factory=list)  # per state input, in order
+
+    def zero_states(self, batch: int, height: int, width: int) -> list[np.ndarray]:
+        return [np.zeros((batch, channels, height // self.multiple, width // self.multiple), np.float32)
+                for channels in self.state_channels]
+
+    def step(self, frame: np.ndarray, states: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """frame (N,C,H,W) -> the next frame (N,C,H,W) and the new states."""
+        next_frame, *new_states = self.session.run(frame, *states)
+        return next_frame, new_states
+
+
+def load_step_model(weights: str | os.PathLike | None = None, *, device: str = "auto",
+                    threads: int | None = None) -> StepModel:
+    """The video task's weights by catalogue name or .onnx path (default: convlstm-mmnist)."""
+    from imgan.runtime.session import load_model
+
+    chosen = resolve_weights(TASK, weights, default=DEFAULT_WEIGHTS)
+    session = load_model(chosen.verified_path(), device=device, threads=threads)
+    inputs = session.session.get_inputs()
+    if len(inputs) < 3 or len(inputs) % 2 == 0 or len(inputs[0].shape) != 4:
+        raise InputError("not a single-step video model (frame, h0, c0, ... in; next frame, states out)",
+                         path=chosen.file, hint="use weights exported by `imgan export video`")
+    return StepModel(weights=chosen, session=session, channels=int(inputs[0].shape[1]),
+                     multiple=max(1, chosen.pad_multiple), state_channels=[int(i.shape[1]) for i in inputs[1:]])
+
+
+def rollout(model: StepModel, context: np.ndarray, future: int) -> np.ndarray:
+    """context (N, T, C, H, W) float32 in [0, 1] -> the next `future` frames (N, future, C, H, W)."""
+    batch, length, channels, height, width = context.shape
+    _check_frames(model, channels, height, width)
+    if length < 1 or future < 1:
+        raise UsageError(f"a rollout needs at least one context frame and one future frame, got {length} and {future}")
+    states = model.zero_states(batch, height, width)
+    for t in range(length):
+        prediction, states = model.step(context[:, t], states)
+    forecast = [prediction]
+    for _ in range(future - 1):
+        prediction, states = model.step(prediction, states)
+        forecast.append(prediction)
+    return np.stack(forecast, axis=1)
+
+
+def _check_frames(model: StepModel, channels: int, height: int, width: int) -> None:
+    if channels != model.channels:
+        raise UsageError(f"the model takes {model.channels}-channel frames, got {channels}")
+    if height % model.multiple or width % model.multiple or height < model.multiple or width < model.multiple:
+        raise InputError(f"frames of {width}x{height} do not fit the model: sides must be multiples of {model.multiple}",
+                         hint="pass --size N to centre-crop and resize the frames to N x N")
+
+
+# --------------------------------------------------------------------------- frames
+
+
+def prepare_frame(rgb: np.ndarray, *, channels: int, size: int | None = None) -> np.ndarray:
+    """An RGB uint8 frame (H, W, 3) -> (S, S, channels) uint8: centre-cropped to a square and
+    resized to `size` when given; luma (BT.601) when channels == 1."""
+    if size is not None:
+        height, width = rgb.shape[:2]
+        side = min(height, width)
+        top, left = (height - side) // 2, (width - side) // 2
+        rgb = resize_plane(rgb[top : top + side, left : left + side], (size, size))
+    if channels == 1:
+        return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)[..., None]
+    return rgb
+
+
+def load_clip(path: str | os.PathLike, *, channels: int, size: int | None = None, start: float | None = None,
+              max_frames: int | None = None) -> np.ndarray:
+    """The frames of a video file, prepared for the model: (T, S, S, channels) uint8."""
+    from imgan.io.video import read_frames
+
+    frames = [prepare_frame(rgb, channels=channels, size=size)
+              for rgb in read_frames(path, start=start, max_frames=max_frames)]
+    return np.stack(frames)
+
+
+def to_model(frames: np.ndarray) -> np.ndarray:
+    """(T, H, W, C) uint8 -> (T, C, H, W) float32 in [0, 1]."""
+    return np.ascontiguousarray(to_float(frames).transpose(0, 3, 1, 2))
+
+
+def to_rgb8(frames: np.ndarray) -> np.ndarray:
+    """(T, C, H, W) float in [0, 1] -> (T, H, W, 3) uint8 (gray repeated into RGB)."""
+    frames = from_float(frames.transpose(0, 2, 3, 1), np.uint8)
+    return np.repeat(frames, 3, axis=3) if frames.shape[3] == 1 else frames
+
+
+# --------------------------------------------------------------------------- sheets and GIFs
+
+
+def make_sheet(rows: list[np.ndarray]) -> np.ndarray:
+    """Rows of frames (each (T, H, W, 3) uint8) stacked into one image, GAP pixels of white between frames."""
+    height, width = rows[0].shape[1:3]
+    columns = max(len(row) for row in rows)
+    sheet = np.full((len(rows) * (height + GAP) - GAP, columns * (width + GAP) - GAP, 3), 255, np.uint8)
+    for r, row in enumerate(rows):
+        for c, frame in enumerate(row):
+            top, left = r * (height + GAP), c * (width + GAP)
+            sheet[top : top + height, left : left + width] = frame
+    return sheet
+
+
+def write_sheet(path: str | os.PathLike, context: np.ndarray, truth: np.ndarray | None, prediction: np.ndarray,
+                *, overwrite: bool = False) -> Path:
+    """A PNG/JPEG strip: context frames | the true future (when known) | the prediction, one row each."""
+    rows = [context] + ([truth] if truth is not None and len(truth) else []) + [prediction]
+    return write_image(Picture(rgb=make_sheet(rows), alpha=None), path, overwrite=overwrite)
+
+
+def write_gif(path: str | os.PathLike, context: np.ndarray, truth: np.ndarray | None, prediction: np.ndarray,
+              *, overwrite: bool = False) -> Path:
+    """An animated GIF: the context, then the truth beside the prediction (prediction alone if no truth)."""
+    from PIL import Image
+
+    blank = np.full_like(prediction[0], 255)
+    frames = []
+    for frame in context:
+        frames.append(make_sheet([frame[None], frame[None]] if truth is not None else [frame[None]]))
+    for t, predicted in enumerate(prediction):
+        if truth is None:
+            frames.append(make_sheet([predicted[None]]))
+        else:
+            frames.append(make_sheet([(truth[t] if t < len(truth) else blank)[None], predicted[None]]))
+    images = [Image.fromarray(frame) for frame in frames]
+
+    def save(temp: Path) -> None:
+        images[0].save(temp, format="GIF", save_all=True, append_images=images[1:], duration=GIF_FRAME_MS, loop=0)
+
+    return atomic_write(path, save, overwrite=overwrite)
+
+
+# --------------------------------------------------------------------------- `imgan predict`
+
+
+@dataclass
+class Prediction:
+    frames: np.ndarray  # (future, H, W, 3) uint8
+    written: list[Path]
+
+
+def predict_clip(clip: str | os.PathLike, *, output: str | os.PathLike | None = None, context: int = DEFAULT_CONTEXT,
+                 future: int = DEFAULT_FUTURE, only_future: bool = False, sheet: str | os.PathLike | None = None,
+                 size: int | None = None, start: float | None = None, weights: str | os.PathLike | None = None,
+                 device: str = "auto", threads: int | None = None, overwrite: bool = False) -> Prediction:
+    """Predict `future` frames after the first `context` frames of `clip` (from `start` seconds).
+
+    Writes `output` (default <stem>.video.mp4 beside the clip unless only a sheet is asked for):
+    the context frames followed by the prediction, or the prediction alone with `only_future`.
+    `sheet` writes an image: context | the clip's true next frames (when it has them) | prediction.
+    """
+    from imgan.io.video import probe_video, write_video
+
+    if context < 1 or future < 1:
+        raise UsageError(f"--context and --future must be at least 1, got {context} and {future}")
+    model = load_step_model(weights, device=device, threads=threads)
+    info = probe_video(clip)
+    frames = load_clip(clip, channels=model.channels, size=size, start=start, max_frames=context + future)
+    if len(frames) < context:
+        raise InputError(f"the clip has {len(frames)} frames from the start point; --context {context} needs {context}",
+                         path=clip, hint="use a longer clip, an earlier --start or a smaller --context")
+    seen = to_model(frames[:context])  # (context, C, H, W)
+    forecast = to_rgb8(rollout(model, seen[None], future)[0])
+    shown_context = to_rgb8(seen)
+    truth = to_rgb8(to_model(frames[context:])) if len(frames) > context else None
+    written = []
+    if output is None and sheet is None:
+        output = Path(clip).with_name(f"{Path(clip).stem}.{TASK}.mp4")
+    if output is not None:
+        video = forecast if only_future else np.concatenate([shown_context, forecast])
+        written.append(write_video(iter(video), output, fps=info.fps, overwrite=overwrite))
+    if sheet is not None:
+        written.append(write_sheet(sheet, shown_context, truth, forecast, overwrite=overwrite))
+    return Prediction(frames=forecast, written=written)
+
+
+def predict_mmnist(count: int, output_dir: str | os.PathLike, *, mnist: str | os.PathLike | None = None,
+                   context: int = DEFAULT_CONTEXT, future: int = DEFAULT_FUTURE, weights: str | os.PathLike | None = None,
+                   device: str = "auto", threads: int | None = None, overwrite: bool = False) -> list[Path]:
+    """Sheets (PNG) and GIFs of the first `count` sequences of the fixed Moving MNIST test set."""
+    from . import mmnist
+
+    folder = Path(output_dir)
+    if folder.exists() and not folder.is_dir():
+        raise UsageError("--mmnist writes a folder of sheets; -o names a file", path=folder, hint="pass -o DIR")
+    folder.mkdir(parents=True, exist_ok=True)
+    model = load_step_model(weights, device=device, threads=threads)
+    sequences = mmnist.fixed_test_set(mmnist.load_digits(mnist), count, length=context + future)
+    clips = to_float(sequences)[:, :, None]  # (count, T, 1, 64, 64)
+    if model.channels == 3:
+        clips = np.repeat(clips, 3, axis=2)
+    forecast = rollout(model, clips[:, :context], future)
+    written = []
+    for index in range(count):
+        shown, truth, predicted = (to_rgb8(clips[index, :context]), to_rgb8(clips[index, context:]),
+                                   to_rgb8(forecast[index]))
+        stem = folder / f"mmnist-{index:04d}"
+        written.append(write_sheet(stem.with_suffix(".png"), shown, truth, predicted, overwrite=overwrite))
+        written.append(write_gif(stem.with_suffix(".gif"), shown, truth, predicted, overwrite=overwrite))
+    return written

@@ -1,0 +1,181 @@
+"""Next-frame prediction: an encoder, stacked ConvLSTM cells and a decoder; a 3-D critic.
+
+    frame (N,C,H,W) -> encoder: 2 strided convs (H/4, W/4)
+                    -> ConvLSTM layers (Shi et al. 2015), each with its own (h, c) state
+                    -> decoder: 2 transposed convs (H, W) over all layers' h -> sigmoid
+                    -> the next frame (N,C,H,W) in [0, 1]
+
+A clip is rolled out one frame at a time: the context frames go in one by one (each step also
+predicts the frame after it), then each prediction is fed back in as the next input. `step` is
+exactly the graph exported to ONNX (frame + states in, frame + states out), so ONNX Runtime can
+roll out any number of frames with the same arithmetic.
+
+The discriminator is a small 3-D convolutional (spatio-temporal) critic over whole sequences
+(N,C,T,H,W): it sees motion, not just single frames.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+DOWNSCALE = 4  # two stride-2 convolutions: frame sides must be multiples of 4
+State = list[tuple[Tensor, Tensor]]  # per ConvLSTM layer: (h, c), each (N, hidden, H/4, W/4)
+
+
+@dataclass(frozen=True)
+class VideoNetConfig:
+    """channels: 1 (gray) or 3 (RGB). widths: encoder channels at 1/2 and 1/4 resolution.
+    hidden: one ConvLSTM layer per entry, its hidden channels. kernel: the gate convolution's size."""
+
+    channels: int = 1
+    widths: tuple[int, int] = (32, 64)
+    hidden: tuple[int, ...] = (64, 64)
+    kernel: int = 3
+
+    def to_dict(self) -> dict[str, Any]:
+        values = asdict(self)
+        values["widths"], values["hidden"] = list(self.widths), list(self.hidden)
+        return values
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> VideoNetConfig:
+        known = {item.name for item in fields(cls)}
+        chosen = {key: value for key, value in values.items() if key in known}
+        for key in ("widths", "hidden"):
+            if key in chosen:
+                chosen[key] = tuple(int(width) for width in chosen[key])
+        return cls(**chosen)
+
+
+class ConvLSTMCell(nn.Module):
+    """One ConvLSTM layer: the four gates come from a single convolution over [x, h].
+
+        i, f, o = sigmoid(.), g = tanh(.);  c' = f * c + i * g;  h' = o * tanh(c')
+
+    No peephole connections (Shi et al. have them; they add little and complicate export).
+    """
+
+    def __init__(self, in_channels: int, hidden: int, kernel: int = 3):
+        super().__init__()
+        self.hidden = hidden
+        self.gates = nn.Conv2d(in_channels + hidden, 4 * hidden, kernel, padding=kernel // 2)
+        with torch.no_grad():
+            # forget-gate bias 1: the cell keeps its memory by default early in training
+            self.gates.bias[hidden : 2 * hidden].fill_(1.0)
+
+    def forward(self, x: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+        h, c = state
+        i, f, o, g = self.gates(torch.cat([x, h], dim=1)).chunk(4, dim=1)  # 4 x (N, hidden, h, w)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        h = torch.sigmoid(o) * torch.tanh(c)
+        return h, c
+
+    def zero_state(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """(h, c) of zeros matching x's batch and spatial size."""
+        zeros = x.new_zeros(x.shape[0], self.hidden, x.shape[2], x.shape[3])
+        return zeros, zeros.clone()
+
+
+class FramePredictor(nn.Module):
+    """The generator. `step` predicts one frame; `forward` rolls a clip out."""
+
+    def __init__(self, config: VideoNetConfig):
+        super().__init__()
+        self.config = config
+        w1, w2 = config.widths
+        act = lambda: nn.LeakyReLU(0.2, inplace=True)  # noqa: E731
+        self.encoder = nn.Sequential(
+            nn.Conv2d(config.channels, w1, 4, stride=2, padding=1), act(),  # (N, w1, H/2, W/2)
+            nn.Conv2d(w1, w2, 4, stride=2, padding=1), act(),  # (N, w2, H/4, W/4)
+        )
+        inputs = [w2, *config.hidden[:-1]]
+        self.cells = nn.ModuleList(ConvLSTMCell(c_in, c_h, config.kernel) for c_in, c_h in zip(inputs, config.hidden))
+        # The decoder reads every layer's h (as Shi et al.'s forecaster does): lower layers keep
+        # the appearance, upper ones the motion.
+        self.decoder = nn.Sequential(
+            nn.ConvTranspose2d(sum(config.hidden), w1, 4, stride=2, padding=1), act(),  # (N, w1, H/2, W/2)
+            nn.ConvTranspose2d(w1, config.channels, 4, stride=2, padding=1),  # (N, C, H, W) logits
+        )
+
+    def zero_states(self, frame: Tensor) -> State:
+        """All-zero (h, c) per layer for frames like `frame` (N,C,H,W)."""
+        batch, _, height, width = frame.shape
+        return [
+            (frame.new_zeros(batch, cell.hidden, height // DOWNSCALE, width // DOWNSCALE),) * 2 for cell in self.cells
+        ]
+
+    def step(self, frame: Tensor, states: State) -> tuple[Tensor, State]:
+        """frame (N,C,H,W) in [0, 1] and the states after the previous frame -> the next frame, new states."""
+        x = self.encoder(frame)
+        new_states: State = []
+        for cell, state in zip(self.cells, states):
+            h, c = cell(x, state)
+            new_states.append((h, c))
+            x = h
+        out = self.decoder(torch.cat([h for h, _ in new_states], dim=1))
+        return torch.sigmoid(out), new_states
+
+    def forward(self, context: Tensor, future: int, *, truth: Tensor | None = None,
+                teacher_forcing: float = 0.0) -> Tensor:
+        """context (N,T,C,H,W) -> every prediction (N, T-1+future, C, H, W).
+
+        Prediction k is frame k+1: the first T-1 predict context frames from the ones before
+        them, the last `future` are the forecast. With `truth` (N,future,C,H,W) and
+        teacher_forcing p > 0, each fed-back prediction is replaced by the true frame with
+        probability p (scheduled sampling; a draw per sequence and step).
+        """
+        states = self.zero_states(context[:, 0])
+        predictions = []
+        for t in range(context.shape[1]):
+            prediction, states = self.step(context[:, t], states)
+            predictions.append(prediction)
+        for k in range(future - 1):
+            frame = predictions[-1]
+            if truth is not None and teacher_forcing > 0:
+                use_truth = torch.rand(frame.shape[0], 1, 1, 1, device=frame.device) < teacher_forcing
+                frame = torch.where(use_truth, truth[:, k], frame)
+            prediction, states = self.step(frame, states)
+            predictions.append(prediction)
+        return torch.stack(predictions, dim=1)
+
+
+class OneStep(nn.Module):
+    """`FramePredictor.step` with flat tensors, for ONNX: (frame, h0, c0, h1, c1, ...) -> (next, h0', c0', ...)."""
+
+    def __init__(self, predictor: FramePredictor):
+        super().__init__()
+        self.predictor = predictor
+
+    def forward(self, frame: Tensor, *flat_states: Tensor) -> tuple[Tensor, ...]:
+        states = [(flat_states[2 * i], flat_states[2 * i + 1]) for i in range(len(flat_states) // 2)]
+        prediction, new_states = self.predictor.step(frame, states)
+        return (prediction, *[tensor for state in new_states for tensor in state])
+
+
+def state_names(config: VideoNetConfig) -> list[str]:
+    """ONNX names of the state tensors, in OneStep's order: h0, c0, h1, c1, ..."""
+    return [f"{kind}{layer}" for layer in range(len(config.hidden)) for kind in ("h", "c")]
+
+
+class SequenceCritic(nn.Module):
+    """3-D convolutional critic: (N,C,T,H,W) -> a map of raw logits, one per space-time patch."""
+
+    def __init__(self, channels: int = 1, width: int = 32):
+        super().__init__()
+        act = lambda: nn.LeakyReLU(0.2, inplace=True)  # noqa: E731
+        self.layers = nn.Sequential(
+            nn.Conv3d(channels, width, (3, 4, 4), stride=(1, 2, 2), padding=1), act(),  # (N, w, T, H/2, W/2)
+            nn.Conv3d(width, 2 * width, 4, stride=2, padding=1), act(),  # (N, 2w, T/2, H/4, W/4)
+            nn.Conv3d(2 * width, 4 * width, 4, stride=2, padding=1), act(),  # (N, 4w, T/4, H/8, W/8)
+            nn.Conv3d(4 * width, 1, 3, padding=1),
+        )
+
+    def forward(self, clip: Tensor) -> Tensor:
+        return self.layers(clip)
+
+
+def build_generator(model_config: dict) -> FramePredictor:
+    return FramePredictor(VideoNetConfig.from_dict(model_config))

@@ -1,0 +1,390 @@
+"""The style plugin: export parity, the colour/strength maths, seamless tiling, alpha, video, errors,
+and (when the shipped weights are there) that monet really moves a photo towards the painting."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from imgan.errors import InputError, UsageError
+from imgan.io.images import Picture, read_image, to_float
+from tests.conftest import REPO, SHARED_ASSETS, gradient_image, run_cli, save_png
+
+torch = pytest.importorskip("torch")
+
+from imgan_style import infer  # noqa: E402
+from imgan_style.model import ReferenceInstanceNorm, StyleNet, StyleNetConfig  # noqa: E402
+
+VGG_FILE = SHARED_ASSETS / "vgg19" / "vgg19_imagenet_conv1_1-conv3_4.pth"
+needs_vgg = pytest.mark.skipif(not VGG_FILE.is_file(), reason="the shared VGG19 weights are not beside the checkout")
+TINY = StyleNetConfig(widths=(4, 8, 8), residual_blocks=1)
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10 * np.log10(1.0 / mse)
+
+
+def random_tiny_net(seed: int = 0) -> StyleNet:
+    """A untrained net whose norm layers are far from identity, so reference statistics matter."""
+    torch.manual_seed(seed)
+    net = StyleNet(TINY)
+    with torch.no_grad():
+        for module in net.modules():
+            if isinstance(module, ReferenceInstanceNorm):
+                module.weight.uniform_(0.5, 2.0)
+                module.bias.uniform_(-0.5, 0.5)
+    return net.eval()
+
+
+def write_checkpoint(path: Path, net: StyleNet, painting: Path) -> Path:
+    """A checkpoint in the training loop's format, without training."""
+    from imgan.train.checkpoint import save_checkpoint
+
+    style = {"image": str(painting), "style_layers": ["relu1_1", "relu2_1"], "content_layer": "relu2_2",
+             "style_size": 64, "style_weight": 1.0, "content_weight": 2e-5, "tv_weight": 0.5}
+    return save_checkpoint(path, {
+        "format": 1, "task": "style", "model_config": {**TINY.to_dict(), "style": style},
+        "train_config": {"batch_size": 2, "lr_g": 1e-3}, "step": 3, "epoch": 0, "position": 6, "seconds": 1.5,
+        "generator": net.state_dict(), "generator_ema": None,
+        "history": [{"step": 3, "style": 0.5, "content": 1000.0, "tv": 0.1, "g_total": 0.6}],
+    })
+
+
+@pytest.fixture(scope="module")
+def exported_tiny(tmp_path_factory):
+    """A random tiny net exported (ONNX, card, thumbnail) once per module, and its torch twin."""
+    from imgan_style.recipe import export_style
+
+    folder = tmp_path_factory.mktemp("tiny_style")
+    net = random_tiny_net()
+    painting = save_png(folder / "painting.png", gradient_image(40, 56, seed=3)[:, ::-1].copy())
+    checkpoint = write_checkpoint(folder / "run" / "latest.pt", net, painting)
+    return net, export_style(checkpoint, folder / "weights" / "style-tiny.onnx", name="tiny")
+
+
+@pytest.fixture
+def tiny_style(exported_tiny, isolated_home):
+    """The tiny net installed as the user style "tiny" in this test's $IMGAN_HOME."""
+    import shutil
+
+    net, report = exported_tiny
+    shutil.copytree(report.path.parent, isolated_home / "weights", dirs_exist_ok=True)
+    return net, report
+
+
+def untiled(weights, rgb: np.ndarray) -> np.ndarray:
+    model = __import__("imgan.runtime.session", fromlist=["load_model"]).load_model(weights.file, device="cpu")
+    return infer.fast_stylise(model, weights, tile=1024)(rgb, None, False)
+
+
+# ---------------------------------------------------------------------------------------- the net
+
+
+def test_reference_equal_to_input_is_instance_norm():
+    norm = ReferenceInstanceNorm(5)
+    with torch.no_grad():
+        norm.weight.uniform_(0.5, 2.0)
+        norm.bias.uniform_(-1.0, 1.0)
+    x = torch.randn(3, 5, 9, 11) * 3 + 2
+    expected = torch.nn.functional.instance_norm(x, weight=norm.weight.flatten(), bias=norm.bias.flatten(), eps=1e-5)
+    alone, _ = norm(x, None)
+    with_reference, _ = norm(x[:1], x[:1])
+    assert torch.allclose(alone, expected, atol=1e-5)
+    assert torch.allclose(with_reference, expected[:1], atol=1e-5)
+
+
+def test_net_with_itself_as_reference_matches_training_mode():
+    net = random_tiny_net()
+    x = torch.rand(1, 3, 32, 48)
+    with torch.no_grad():
+        assert torch.allclose(net(x, x), net(x), atol=1e-5)
+        assert net(x).shape == x.shape and 0.0 <= float(net(x).min()) and float(net(x).max()) <= 1.0
+
+
+def test_export_has_parity_and_a_full_card(tiny_style):
+    net, report = tiny_style
+    assert report.max_abs_diff < 1e-4
+    card = json.loads(report.card_path.read_text())
+    assert card["task"] == "style" and card["name"] == "tiny" and card["inputs"] == ["input", "reference"]
+    assert card["pad_multiple"] == 4 and card["tile_overlap"] >= 26
+    assert card["style_layers"] == ["relu1_1", "relu2_1"] and card["loss_weights"]["content"] == 2e-5
+    assert card["metrics"]["final_losses"]["style"] == 0.5 and card["recipe"]["steps"] == 3
+    assert (report.path.parent / card["thumbnail"]).is_file()
+
+
+def test_onnx_runtime_matches_torch_with_a_different_reference(tiny_style):
+    from imgan.runtime.session import load_model
+
+    net, report = tiny_style
+    image, reference = np.random.default_rng(0).random((2, 3, 40, 52), dtype=np.float32), \
+        np.random.default_rng(1).random((1, 3, 24, 32), dtype=np.float32)
+    ours = load_model(report.path, device="cpu")(image, reference)
+    with torch.no_grad():
+        theirs = net(torch.from_numpy(image), torch.from_numpy(reference)).numpy()
+    assert np.abs(ours - theirs).max() < 1e-4
+
+
+# ---------------------------------------------------------------------------------------- the maths
+
+
+def test_strength_blends_linearly():
+    rng = np.random.default_rng(0)
+    original, styled = rng.random((6, 5, 3), dtype=np.float32), rng.random((6, 5, 3), dtype=np.float32)
+    assert np.array_equal(infer.blend(original, styled, 1.0), styled)
+    assert np.allclose(infer.blend(original, styled, 0.0), original)
+    assert np.allclose(infer.blend(original, styled, 0.25), 0.75 * original + 0.25 * styled)
+    with pytest.raises(UsageError, match="between 0 and 1"):
+        infer.blend(original, styled, 1.5)
+
+
+def test_preserve_colour_keeps_chroma_and_takes_luma():
+    rng = np.random.default_rng(1)
+    original = 0.2 + 0.6 * rng.random((8, 8, 3), dtype=np.float32)
+    styled = 0.3 + 0.4 * rng.random((8, 8, 3), dtype=np.float32)
+    result = infer.preserve_colour(original, styled)
+    assert np.allclose(infer.luma(result), infer.luma(styled), atol=1e-5)  # brightness from the style
+    # chroma (each channel minus the luma) from the original, as in YCbCr
+    assert np.allclose(result - infer.luma(result)[..., None], original - infer.luma(original)[..., None], atol=1e-5)
+    gray = np.repeat(original[..., :1], 3, axis=2)
+    assert np.allclose(np.ptp(infer.preserve_colour(gray, styled), axis=2), 0.0, atol=1e-6)  # gray stays gray
+
+
+def test_working_size_caps_by_default_and_follows_size():
+    assert infer.working_size(3000, 4000, None) == (1024, 768)
+    assert infer.working_size(300, 400, None) == (400, 300)
+    assert infer.working_size(300, 400, 800) == (800, 600)
+
+
+def test_flicker_is_relative_to_the_input():
+    frames = [np.full((4, 4, 3), value, np.uint8) for value in (10, 30, 20, 40)]
+    assert infer.flicker(frames, frames) == pytest.approx(1.0)
+    doubled = [np.full((4, 4, 3), 2 * value, np.uint8) for value in (10, 30, 20, 40)]
+    assert infer.flicker(frames, doubled) == pytest.approx(2.0)
+    assert infer.flicker(frames, [frames[0]] * 4) == 0.0
+
+
+def test_reference_smoother_averages_and_restarts_on_a_cut():
+    smoother = infer.ReferenceSmoother(decay=0.75, cut_threshold=0.2)
+    first = np.zeros((1, 3, 4, 4), np.float32)
+    assert np.array_equal(smoother.update(first), first)
+    assert np.allclose(smoother.update(first + 0.1), 0.025)  # 0.75 * 0 + 0.25 * 0.1
+    cut = first + 0.9
+    assert np.array_equal(smoother.update(cut), cut)
+
+
+def test_compare_sheet_puts_three_panels_side_by_side():
+    original = np.zeros((60, 80, 3), np.uint8)
+    painting = np.full((30, 30, 3), 128, np.uint8)
+    styled = np.full((60, 80, 3), 255, np.uint8)
+    sheet = infer.compare_sheet(original, painting, styled, gap=4)
+    assert sheet.shape == (60, 80 + 60 + 80 + 8, 3)
+    assert sheet[:, :80].max() == 0 and np.all(sheet[:, 84:144] == 128) and sheet[:, -80:].min() == 255
+
+
+# ---------------------------------------------------------------------------------------- inference
+
+
+def test_tiles_join_without_seams(tiny_style):
+    from imgan.runtime.session import load_model
+    from imgan.weights import resolve_weights
+
+    weights = resolve_weights("style", "tiny")
+    rgb = to_float(gradient_image(100, 136, seed=5))
+    whole = untiled(weights, rgb)
+    tiled = infer.fast_stylise(load_model(weights.file, device="cpu"), weights, tile=32)(rgb, None, False)
+    assert psnr(tiled, whole) > 40
+    # Across tile borders the picture changes no more than between any other neighbouring columns.
+    steps = np.abs(np.diff(tiled, axis=1)).mean(axis=(0, 2))  # step from column x to x + 1
+    borders = steps[[31, 63, 95]]
+    assert borders.mean() <= 1.5 * steps.mean()
+
+
+def test_per_tile_statistics_would_show_seams(tiny_style):
+    """The control: each tile normalised by itself (plain instance norm) differs visibly from the whole."""
+    from imgan.runtime.session import load_model
+    from imgan.runtime.tiling import tiled_apply
+    from imgan.weights import resolve_weights
+
+    weights = resolve_weights("style", "tiny")
+    model = load_model(weights.file, device="cpu")
+    rgb = to_float(gradient_image(100, 136, seed=5))
+    per_tile = tiled_apply(lambda tiles: np.concatenate([model(t[None], t[None]) for t in tiles]), rgb, tile=32,
+                           overlap=28, multiple=4)
+    assert psnr(per_tile, untiled(weights, rgb)) < 40
+
+
+def test_transform_keeps_alpha_size_and_dtype(tiny_style):
+    from imgan_style import make_transform
+
+    rgb16 = (gradient_image(30, 42).astype(np.uint16) * 257)
+    alpha16 = np.linspace(0, 65535, 30 * 42).reshape(30, 42).astype(np.uint16)
+    transform = make_transform(style="tiny", device="cpu")
+    result = transform(Picture(rgb=rgb16, alpha=alpha16, source=Path("x.png")))
+    assert result.rgb.dtype == np.uint16 and result.rgb.shape == rgb16.shape
+    assert result.alpha is alpha16
+    styled8 = make_transform(style="tiny", device="cpu")(Picture(rgb=gradient_image(30, 42), alpha=None))
+    assert np.abs(result.rgb / 65535.0 - styled8.rgb / 255.0).max() < 0.02
+
+
+def test_size_option_styles_at_another_scale_and_keeps_the_input_size(tiny_style):
+    from imgan_style import make_transform
+
+    picture = Picture(rgb=gradient_image(64, 96), alpha=None, source=Path("x.png"))
+    small = make_transform(style="tiny", device="cpu", size=48)(picture)
+    full = make_transform(style="tiny", device="cpu")(picture)
+    assert small.rgb.shape == full.rgb.shape == picture.rgb.shape
+    assert np.abs(small.rgb.astype(int) - full.rgb.astype(int)).mean() > 1
+
+
+def test_strength_zero_returns_the_original(tiny_style):
+    from imgan_style import make_transform
+
+    picture = Picture(rgb=gradient_image(32, 40), alpha=None, source=Path("x.png"))
+    assert np.array_equal(make_transform(style="tiny", device="cpu", strength=0.0)(picture).rgb, picture.rgb)
+
+
+def test_unknown_style_lists_the_available_ones(tiny_style):
+    from imgan_style import make_transform
+
+    with pytest.raises(UsageError, match="unknown style 'nope'") as caught:
+        make_transform(style="nope")
+    assert "tiny" in caught.value.hint
+
+
+def test_cli_errors_are_one_line_with_exit_codes(tiny_style, tmp_path, isolated_home):
+    photo = save_png(tmp_path / "p.png", gradient_image(32, 40))
+    env = {"IMGAN_HOME": str(isolated_home)}
+    unknown = run_cli("stylize", photo, "--style", "nope", "-o", tmp_path / "o.png", env=env)
+    assert unknown.returncode == 2 and "available styles:" in unknown.stderr and "tiny" in unknown.stderr
+    strength = run_cli("stylize", photo, "--style", "tiny", "--strength", "1.5", "-o", tmp_path / "o.png", env=env)
+    assert strength.returncode == 2 and "--strength must be between 0 and 1" in strength.stderr
+    (tmp_path / "bad.jpg").write_bytes(b"not an image")
+    bad = run_cli("stylize", photo, "--style-image", tmp_path / "bad.jpg", "-o", tmp_path / "o.png", env=env)
+    assert bad.returncode == 1 and "bad.jpg" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_cli_stylizes_with_compare_sheet_and_lists_styles(tiny_style, tmp_path, isolated_home):
+    photo = save_png(tmp_path / "p.png", gradient_image(48, 64))
+    env = {"IMGAN_HOME": str(isolated_home)}
+    done = run_cli("stylize", photo, "--style", "tiny", "-o", tmp_path / "o.png", "--compare", tmp_path / "c.png",
+                   "--preserve-color", env=env)
+    assert done.returncode == 0, done.stderr
+    out, sheet = read_image(tmp_path / "o.png"), read_image(tmp_path / "c.png")
+    assert out.rgb.shape == (48, 64, 3) and sheet.rgb.shape[0] == 48 and sheet.rgb.shape[1] > 2 * 64
+    listed = run_cli("styles", "--json", env=env)
+    assert [row["name"] for row in json.loads(listed.stdout)] == ["tiny"] or \
+        "tiny" in [row["name"] for row in json.loads(listed.stdout)]
+
+
+def test_video_round_trip_with_stable_statistics(tiny_style, tmp_path):
+    import imgan
+    from imgan.io.video import read_frames, write_video
+    from imgan.pipeline import RunOptions
+
+    frames = [np.roll(gradient_image(48, 64, seed=1), 3 * index, axis=1) for index in range(6)]
+    clip = write_video(frames, tmp_path / "clip.mp4", fps=6.0)
+    report = imgan.run("style", [clip], options=RunOptions(output=tmp_path / "out.mp4"), style="tiny", device="cpu")
+    assert report.ok and not report.failures
+    styled = list(read_frames(tmp_path / "out.mp4"))
+    assert len(styled) == 6 and styled[0].shape == (48, 64, 3)
+    assert np.abs(styled[0].astype(int) - frames[0].astype(int)).mean() > 5  # it was stylised
+
+
+def test_inference_does_not_import_torch(tiny_style, isolated_home):
+    code = ("import sys, numpy as np; from imgan.io.images import Picture; from imgan_style import make_transform; "
+            "t = make_transform(style='tiny', device='cpu'); t(Picture(rgb=np.zeros((20, 24, 3), np.uint8), alpha=None)); "
+            "print('torch' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
+                            env={**__import__("os").environ, "IMGAN_HOME": str(isolated_home)})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
+
+
+# ---------------------------------------------------------------------------------------- torch paths
+
+
+@needs_vgg
+def test_optimisation_lowers_the_loss(tmp_path):
+    from imgan_style.objective import StyleObjective, StyleSettings
+    from imgan_style.optimise import optimise_image
+
+    settings = StyleSettings(style_layers=("relu1_1", "relu2_1"), content_layer="relu1_1", style_size=32)
+    painting = torch.from_numpy(to_float(gradient_image(32, 32, seed=9)[::-1].copy()).transpose(2, 0, 1).copy())[None]
+    objective = StyleObjective(painting, settings, VGG_FILE)
+    photo = torch.from_numpy(to_float(gradient_image(24, 24)).transpose(2, 0, 1).copy())[None]
+    before = float(objective.total(objective.terms(photo, photo)))
+    after_image = optimise_image(photo, objective, steps=5, optimizer="lbfgs")
+    assert float(objective.total(objective.terms(after_image, photo))) < 0.8 * before
+    assert after_image.shape == photo.shape and float(after_image.min()) >= 0 and float(after_image.max()) <= 1
+
+
+def test_unreadable_style_image_is_an_input_error(tmp_path):
+    from imgan_style import make_transform
+
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG nonsense")
+    with pytest.raises(InputError) as caught:
+        make_transform(style_image=tmp_path / "broken.png")
+    assert "broken.png" in caught.value.one_line()
+
+
+@needs_vgg
+def test_train_command_adds_a_style_the_catalogue_finds(tmp_path, isolated_home):
+    from imgan.weights import resolve_weights
+    from imgan_style.objective import StyleSettings
+    from imgan_style.recipe import train_style
+
+    photos = tmp_path / "photos"
+    for index in range(2):
+        save_png(photos / f"{index}.png", gradient_image(40, 40, seed=index))
+    painting = save_png(tmp_path / "painting.png", gradient_image(40, 40, seed=7)[::-1].copy())
+    trained = train_style(style_image=painting, data=photos, name="mine", steps=2, batch_size=1, crop=32, net=TINY,
+                          settings=StyleSettings(style_layers=("relu1_1", "relu2_1"), style_size=40),
+                          vgg_weights=str(VGG_FILE), progress=False)
+    assert trained.run.steps_done == 2
+    weights = resolve_weights("style", "mine")
+    assert weights.file == isolated_home / "weights" / "style-mine.onnx" and weights.origin == "user"
+    assert weights.metrics["final_losses"]["style"] > 0
+
+
+# ---------------------------------------------------------------------------------------- shipped weights
+
+
+@needs_vgg
+def test_monet_moves_colour_and_texture_towards_the_painting():
+    from imgan.weights import shipped_weights_dir
+    from imgan_style import make_transform
+    from imgan_style.objective import StyleObjective, StyleSettings, load_painting
+
+    if not (shipped_weights_dir() / "style-monet.onnx").is_file():
+        pytest.skip("weights/style-monet.onnx is not trained yet")
+    card = json.loads((shipped_weights_dir() / "style-monet.json").read_text())
+    painting_path = SHARED_ASSETS / "styles" / card["style_image"]
+    photo_path = SHARED_ASSETS / "photos" / "bsds500" / "test"
+    if not painting_path.is_file() or not photo_path.is_dir():
+        pytest.skip("the shared assets are not beside the checkout")
+    photo = read_image(sorted(photo_path.glob("*.jpg"))[0])
+    styled = make_transform(style="monet", device="cpu", size=256)(photo)
+
+    settings = StyleSettings.from_dict(card["recipe"]["style"])
+    objective = StyleObjective(load_painting(painting_path, settings.style_size), settings, VGG_FILE)
+
+    def as_tensor(rgb):
+        return torch.from_numpy(to_float(rgb).transpose(2, 0, 1).copy())[None]
+
+    with torch.no_grad():
+        before = float(objective.terms(as_tensor(photo.rgb), as_tensor(photo.rgb))["style"])
+        after = float(objective.terms(as_tensor(styled.rgb), as_tensor(photo.rgb))["style"])
+    assert after < 0.5 * before  # Gram (texture) distance to the painting at least halves
+
+    painting = load_painting(painting_path, 256)[0].permute(1, 2, 0).numpy().reshape(-1, 3)
+
+    def colour_distance(rgb):
+        pixels = to_float(rgb).reshape(-1, 3)
+        return np.abs(pixels.mean(0) - painting.mean(0)).sum() + np.abs(np.cov(pixels.T) - np.cov(painting.T)).sum()
+
+    assert colour_distance(styled.rgb) < colour_distance(photo.rgb)
