@@ -149,11 +149,34 @@ def build_app() -> typer.Typer:
     return app
 
 
+def _invoked_command(argv: list[str]) -> str | None:
+    """The sub-command named on the command line, or None when help or completion needs them all."""
+    import os
+
+    if any(key.endswith("_COMPLETE") for key in os.environ) or not argv:
+        return None
+    if argv[0] in ("--help", "-h"):
+        return None
+    return argv[0] if not argv[0].startswith("-") else ""
+
+
+def _keep_only(app: typer.Typer, name: str) -> None:
+    """Drop the commands not invoked: Typer builds every command's parameters, which costs start-up time."""
+    app.registered_commands = [c for c in app.registered_commands
+                               if (c.name or c.callback.__name__.replace("_", "-")) == name]
+    app.registered_groups = [g for g in app.registered_groups if g.name == name]
+
+
 def main(argv: list[str] | None = None) -> None:
     import os
 
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        build_app()(args=argv, prog_name="imgan", standalone_mode=True)
+        app = build_app()
+        invoked = _invoked_command(argv)
+        if invoked is not None:
+            _keep_only(app, invoked)
+        app(args=argv, prog_name="imgan", standalone_mode=True)
     except ImganError as exc:
         if os.environ.get("IMGAN_DEBUG") == "1":
             raise

@@ -12,10 +12,28 @@ from pathlib import Path
 from typing import Annotated, Any, Callable, Optional
 
 import typer
-from rich.console import Console
 
-stderr = Console(stderr=True)
-stdout = Console()
+
+class _LazyConsole:
+    """A rich Console made on first use: importing rich.console costs start-up time on every call."""
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._console = None
+
+    def get(self):
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(**self._options)
+        return self._console
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.get(), name)
+
+
+stderr = _LazyConsole(stderr=True)
+stdout = _LazyConsole()
 
 # Options every image/video verb has. Names here are the keyword names the factory expects.
 _COMMON = {
@@ -102,7 +120,7 @@ class RichProgress:
 
         self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                              TaskProgressColumn(), TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
-                             TextColumn("eta"), TimeRemainingColumn(), console=stderr, transient=False)
+                             TextColumn("eta"), TimeRemainingColumn(), console=stderr.get(), transient=False)
         self._overall = None
         self._current = None
         self._unit = "tiles"

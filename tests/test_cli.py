@@ -129,3 +129,17 @@ def test_explicit_cuda_without_gpu_is_an_error(tmp_path):
     assert result.returncode == 1 and "cuda" in result.stderr.lower() and not (tmp_path / "a.bicubic.png").exists()
     auto = run_cli("bicubic", source, "--device", "auto")
     assert auto.returncode == 0 and "CUDA" not in auto.stderr  # no red provider errors on a CPU machine
+
+
+def test_image_task_runs_on_a_video_keeping_fps_and_frame_count(tmp_path):
+    from imgan.io.video import probe_video, write_video
+
+    frames = [np.roll(gradient_image(32, 48), shift, axis=1) for shift in range(0, 36, 3)]
+    clip = write_video(frames, tmp_path / "clip.mp4", fps=12.5)
+    result = run_cli("bicubic", clip, "-o", tmp_path / "out.mp4", "--device", "cpu")
+    assert result.returncode == 0, result.stderr
+    info = probe_video(tmp_path / "out.mp4")
+    assert (info.width, info.height, info.frame_count) == (96, 64, 12)
+    assert abs(info.fps - 12.5) < 1e-3
+    limited = run_cli("bicubic", clip, "-o", tmp_path / "short.mp4", "--max-frames", "5", "--device", "cpu")
+    assert limited.returncode == 0 and probe_video(tmp_path / "short.mp4").frame_count == 5

@@ -116,7 +116,7 @@ def evaluate(
     threads: Annotated[Optional[int], typer.Option(min=1, help="CPU threads.")] = None,
 ) -> None:
     """PSNR, SSIM and L1 (hole and whole image) per mask-area band: the model vs cv2 Telea and Navier-Stokes."""
-    from .evaluate import run_eval_command
+    from .evaluation import run_eval_command
 
     run_eval_command(images=images, masks=masks, weights=weights, limit=limit, as_json=json, sheet=sheet,
                      card_metrics=card_metrics, device=device, threads=threads)

@@ -3,10 +3,10 @@
     image (N,3,H,W) in [0,1], mask (N,1,H,W), 1 = hole
       -> coarse fill: push-pull over a 6-level pyramid (no weights)       guess (N,3,H,W)
       -> concat(guess, mask)                                              (N,4,H,W)
-      -> gated conv 5x5 (w) -> gated conv /2 (2w) -> gated conv (2w) -> gated conv /2 (4w)
+      -> gated conv (w) -> gated conv /2 (2w) -> gated conv (2w) -> gated conv /2 (4w)
       -> bottleneck at 1/4: gated 3x3 convs dilated 2, 4, 8, 16, then 1, 1   (receptive field ≈ 270 px)
-      -> 2x (nearest x2, gated convs) -> conv 3x3 = correction            (N,3,H,W)
-      -> generated = clamp(guess + correction, 0, 1)
+      -> gated conv (2w), x2, gated convs (2w, w), x2, gated conv (w/2) -> conv 3x3 = correction
+      -> generated = clamp(guess + correction, 0, 1)                      (N,3,H,W)
       -> composite: image * (1 - mask) + generated * mask                 (N,3,H,W)
 
 A gated convolution (Yu et al. 2019, "Free-Form Image Inpainting with Gated Convolution") computes
@@ -76,14 +76,10 @@ class GatedConv(nn.Module):
 
 
 class Upsample(nn.Module):
-    """Nearest x2 then a gated conv: resize-then-conv, so no checkerboard."""
-
-    def __init__(self, c_in: int, c_out: int):
-        super().__init__()
-        self.conv = GatedConv(c_in, c_out)
+    """Nearest x2; the gated conv after it smooths the blocks (no transposed conv: no checkerboard)."""
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+        return F.interpolate(x, scale_factor=2.0, mode="nearest")
 
 
 def composite(image: Tensor, generated: Tensor, mask: Tensor) -> Tensor:
@@ -120,7 +116,7 @@ class InpaintNet(nn.Module):
         self.config = config
         w = config.width
         self.encoder = nn.Sequential(
-            GatedConv(4, w, 5),
+            GatedConv(4, w, 3),
             GatedConv(w, 2 * w, 3, stride=2),
             GatedConv(2 * w, 2 * w, 3),
             GatedConv(2 * w, 4 * w, 3, stride=2),
@@ -130,10 +126,14 @@ class InpaintNet(nn.Module):
             GatedConv(4 * w, 4 * w, 3),
             GatedConv(4 * w, 4 * w, 3),
         )
+        # Each convolution that changes the width runs at the lower resolution, before its
+        # upsampling: the same layers as conv-after-upsample at a quarter of the cost.
         self.decoder = nn.Sequential(
-            Upsample(4 * w, 2 * w),
+            GatedConv(4 * w, 2 * w, 3),
+            Upsample(),
             GatedConv(2 * w, 2 * w, 3),
-            Upsample(2 * w, w),
+            GatedConv(2 * w, w, 3),
+            Upsample(),
             GatedConv(w, w // 2, 3),
             nn.Conv2d(w // 2, 3, 3, padding=1),
         )

@@ -349,8 +349,8 @@ def write_recipe_file(run_dir: Path, stage: str, recipe: SRRecipe, config: Train
 # ----------------------------------------------------------------------------------- export
 
 
-LICENCE = ("MIT (imgan). Trained on BSDS500 photos (research use); the srgan stage's loss used "
-           "VGG19 ImageNet weights (CC BY 4.0, VGG authors).")
+LICENCE = "MIT (imgan). Trained on BSDS500 photos (research use)"
+PERCEPTUAL_LICENCE = "; its loss used VGG19 ImageNet weights (CC BY 4.0, VGG authors)"
 DESCRIPTIONS = {
     "srresnet": "×4 SRResNet trained with an L1 pixel loss: the highest PSNR, smooth textures",
     "srgan": "×4 SRGAN: SRResNet fine-tuned with VGG perceptual + adversarial losses: sharper, lower PSNR",
@@ -378,7 +378,7 @@ def export_sr(checkpoint: Path, output: Path, name: str | None = None, *,
         "input_convention": "rgb01",
         "tile_overlap": tile_overlap_for(config),
         "description": DESCRIPTIONS.get(stage, f"×{config.scale} super-resolution"),
-        "licence": LICENCE,
+        "licence": LICENCE + (PERCEPTUAL_LICENCE if "perceptual" in recipe else "") + ".",
         "architecture": {"generator": config.to_dict(), "parameters": sum(p.numel() for p in generator.parameters())},
         "recipe": recipe,
         "steps": meta["step"],

@@ -20,7 +20,7 @@ def stylize_options(
     preserve_color: Annotated[bool, typer.Option("--preserve-color", help="Keep the input's colours: transfer luminance only.")] = False,
     size: Annotated[Optional[int], typer.Option("--size", help="Longest side the style is applied at (default: the input's, at most 1024; optimisation: 384). The output keeps the input's size.")] = None,
     compare: Annotated[Optional[Path], typer.Option("--compare", help="Also write input | painting | output side by side to this image file.")] = None,
-    stable: Annotated[bool, typer.Option("--stable/--no-stable", help="Video: steady the style statistics across frames (less flicker).")] = True,
+    stable: Annotated[bool, typer.Option("--stable/--no-stable", help="Video: less flicker (moving-average style statistics, previous output blended along the optical flow).")] = True,
     style_image: Annotated[Optional[Path], typer.Option("--style-image", help="Any painting: optimise each picture towards it (slow, torch).")] = None,
     steps: Annotated[int, typer.Option("--steps", min=1, help="Optimisation steps with --style-image.")] = 300,
     optimizer: Annotated[str, typer.Option("--optimizer", help="Optimisation with --style-image: lbfgs or adam.")] = "lbfgs",

@@ -27,7 +27,7 @@ from imgan.weights import Weights, resolve_weights, weights_for_task
 TASK = "style"
 DEFAULT_STYLE = "monet"
 DEFAULT_SIZE = 1024  # longest side the fast styles are applied at (never enlarging by default)
-DEFAULT_REFERENCE_SIZE = 384
+DEFAULT_REFERENCE_SIZE = 512
 MULTIPLE = 4
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R BT.601
 COMPARE_HEIGHT = 480

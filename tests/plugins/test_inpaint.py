@@ -16,7 +16,7 @@ from ..conftest import gradient_image, run_cli, save_png
 
 pytest.importorskip("imgan_inpaint")
 
-from imgan_inpaint import evaluate as inpaint_eval  # noqa: E402
+from imgan_inpaint import evaluation as inpaint_eval  # noqa: E402
 from imgan_inpaint.infer import (  # noqa: E402
     Inpainter,
     MaskSource,
@@ -339,7 +339,7 @@ def test_cli_fills_a_folder_with_masks_matched_by_stem(tmp_path, tiny_weights):
     assert not (tmp_path / "out" / "three.png").exists()
 
 
-def test_cli_boxes_and_a_mismatched_mask(tmp_path, tiny_weights):
+def test_cli_boxes_and_a_bad_box(tmp_path, tiny_weights):
     source = save_png(tmp_path / "a.png", gradient_image(30, 40))
     result = run_cli("inpaint", source, "--box", "5,5,10,8", "--box", "30,20,6,6", "--weights", tiny_weights,
                      "--device", "cpu")
@@ -350,9 +350,6 @@ def test_cli_boxes_and_a_mismatched_mask(tmp_path, tiny_weights):
 
     bad = run_cli("inpaint", source, "--box", "1,2,3", "--weights", tiny_weights)
     assert bad.returncode == 2 and "x,y,w,h" in bad.stderr
-    mask = save_mask(tmp_path / "small.png", np.ones((10, 10), bool))
-    mismatch = run_cli("inpaint", source, "--mask", mask, "-o", tmp_path / "b.png", "--weights", tiny_weights)
-    assert mismatch.returncode == 1 and "--resize-mask" in mismatch.stdout + mismatch.stderr
 
 
 def test_video_frames_get_one_fixed_mask(tmp_path, tiny_weights):
@@ -425,7 +422,7 @@ def test_eval_command_prints_json_and_writes_a_sheet(tmp_path, tiny_weights):
                      "--sheet", tmp_path / "sheet.png", "--device", "cpu")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    assert report["pairs"] == 3 and set(report["bands"]) == {"0-10 %", "20-30 %", "40-50 %"}
+    assert report["pairs"] == 3 and set(report["bands"]) == {"0-10 %", "10-20 %", "20-30 %"}
     for method in ("model", "telea", "ns"):
         assert 5 < report["bands"]["0-10 %"][method]["psnr"] < 80
     sheet = read_image(tmp_path / "sheet.png").rgb
@@ -435,6 +432,6 @@ def test_eval_command_prints_json_and_writes_a_sheet(tmp_path, tiny_weights):
 def test_inference_modules_do_not_import_torch():
     import subprocess
 
-    code = ("import sys; import imgan_inpaint.infer, imgan_inpaint.evaluate, imgan_inpaint.masks; "
+    code = ("import sys; import imgan_inpaint.infer, imgan_inpaint.evaluation, imgan_inpaint.masks; "
             "print('torch' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"

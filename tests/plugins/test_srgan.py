@@ -86,6 +86,18 @@ def test_untrained_generator_is_bicubic_plus_a_small_detail():
         assert float((generator(lr) - bicubic).abs().mean()) < 0.02
 
 
+@pytest.mark.parametrize("scale", [2, 4])
+def test_bicubic_skip_is_exactly_torch_bicubic(scale):
+    from imgan_srgan.model import BicubicUpsample
+
+    upsample = BicubicUpsample(scale)
+    for shape in ((2, 3, 7, 11), (1, 3, 1, 5), (1, 3, 2, 3)):  # 1- and 2-pixel sides: every tap clamped
+        lr = torch.rand(shape)
+        expected = torch.nn.functional.interpolate(lr, scale_factor=scale, mode="bicubic", align_corners=False)
+        torch.testing.assert_close(upsample(lr), expected, atol=1e-6, rtol=0)
+    assert "bicubic.weight" not in SRResNet(TINY).state_dict()  # a constant, not a trained weight
+
+
 def test_receptive_margin_counts_every_convolution():
     # 9x9 head 4 + 2 per block + trunk end 1 + upsampling 1 + 1/2 + 3x3 tail at x4: 1/4
     assert GeneratorConfig(blocks=8).receptive_margin() == 4 + 16 + 1 + 1.5 + 0.25
