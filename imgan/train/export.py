@@ -9,7 +9,6 @@ import copy
 import heapq
 import json
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -22,6 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import TrainingError, UsageError
+from ..io.images import atomic_write
 from ..weights import sha256_of
 
 DEFAULT_OPSET = 17
@@ -79,22 +79,21 @@ def export_onnx(
     axes = dict(dynamic_axes) if dynamic_axes is not None else _default_axes(input_names, cases[0], output_names, expected[0])
 
     fp16_final = final.with_name(final.stem + FP16_SUFFIX) if fp16 else None
-    fp32_temp = _temp_beside(final)
-    fp16_temp = _temp_beside(final) if fp16 else None
-    fp16_diff = None
-    try:
-        _torch_export(frozen, cases[0], fp32_temp, input_names, output_names, axes, opset)
-        _check_model(fp32_temp, final)
-        max_diff = _parity(fp32_temp, input_names, cases, expected, tolerance, final)
-        if fp16_temp is not None and fp16_final is not None:
-            _convert_to_fp16(fp32_temp, fp16_temp)
-            fp16_diff = _parity(fp16_temp, input_names, cases, expected, fp16_tolerance, fp16_final)
-            os.replace(fp16_temp, fp16_final)
-        os.replace(fp32_temp, final)
-    finally:
-        for leftover in (fp32_temp, fp16_temp):
-            if leftover is not None:
-                leftover.unlink(missing_ok=True)
+    parity: dict[str, float] = {}
+
+    def export_checked(temp: Path) -> None:  # a file that fails a check never reaches its final name
+        _torch_export(frozen, cases[0], temp, input_names, output_names, axes, opset)
+        _check_model(temp, final)
+        parity["fp32"] = _parity(temp, input_names, cases, expected, tolerance, final)
+
+    def convert_checked(temp: Path) -> None:
+        _convert_to_fp16(final, temp)
+        parity["fp16"] = _parity(temp, input_names, cases, expected, fp16_tolerance, fp16_final)
+
+    atomic_write(final, export_checked, overwrite=True)
+    if fp16_final is not None:
+        atomic_write(fp16_final, convert_checked, overwrite=True)
+    max_diff, fp16_diff = parity["fp32"], parity.get("fp16")
 
     sizes = [tuple(int(side) for side in case[0].shape[-2:]) for case in cases]
     card_extra = {"parity_sizes": [list(size) for size in sizes]}
@@ -140,12 +139,6 @@ def _default_axes(
         if ndim >= 3:
             axes[name] = {0: "batch", ndim - 2: f"{name}_height", ndim - 1: f"{name}_width"}
     return axes
-
-
-def _temp_beside(final: Path) -> Path:
-    handle, name = tempfile.mkstemp(prefix=f".{final.stem}.", suffix=".onnx.tmp", dir=final.parent)
-    os.close(handle)
-    return Path(name)
 
 
 def _torch_export(
@@ -285,8 +278,6 @@ def write_model_card(
         opset=_opset_of(model_path),
         parity_max_abs_diff=parity_max_abs_diff if parity_max_abs_diff is not None else card.get("parity_max_abs_diff"),
     )
-    card_path = model_path.with_suffix(".json")
-    temp = card_path.with_name(f".{card_path.name}.tmp")
-    temp.write_text(json.dumps(content, indent=2, sort_keys=False, default=str) + "\n", encoding="utf-8")
-    os.replace(temp, card_path)
-    return card_path
+    text = json.dumps(content, indent=2, sort_keys=False, default=str) + "\n"
+    return atomic_write(model_path.with_suffix(".json"), lambda temp: temp.write_text(text, encoding="utf-8"),
+                        overwrite=True)

@@ -81,12 +81,12 @@ def rollout(model: StepModel, context: np.ndarray, future: int) -> np.ndarray:
     return np.stack(forecast, axis=1)
 
 
-def _check_frames(model: StepModel, channels: int, height: int, width: int) -> None:
+def _check_frames(model: StepModel, channels: int, height: int, width: int, path: object | None = None) -> None:
     if channels != model.channels:
-        raise UsageError(f"the model takes {model.channels}-channel frames, got {channels}")
+        raise UsageError(f"the model takes {model.channels}-channel frames, got {channels}", path=path)
     if height % model.multiple or width % model.multiple or height < model.multiple or width < model.multiple:
         raise InputError(f"frames of {width}x{height} do not fit the model: sides must be multiples of {model.multiple}",
-                         hint="pass --size N to centre-crop and resize the frames to N x N")
+                         path=path, hint="pass --size N to centre-crop and resize the frames to N x N")
 
 
 # --------------------------------------------------------------------------- frames
@@ -200,6 +200,7 @@ def predict_clip(clip: str | os.PathLike, *, output: str | os.PathLike | None = 
         raise InputError(f"the clip has {len(frames)} frames from the start point; --context {context} needs {context}",
                          path=clip, hint="use a longer clip, an earlier --start or a smaller --context")
     seen = to_model(frames[:context])  # (context, C, H, W)
+    _check_frames(model, *seen.shape[1:], path=clip)
     forecast = to_rgb8(rollout(model, seen[None], future)[0])
     shown_context = to_rgb8(seen)
     truth = to_rgb8(to_model(frames[context:])) if len(frames) > context else None
@@ -225,15 +226,13 @@ def predict_mmnist(count: int, output_dir: str | os.PathLike, *, mnist: str | os
         raise UsageError("--mmnist writes a folder of sheets; -o names a file", path=folder, hint="pass -o DIR")
     folder.mkdir(parents=True, exist_ok=True)
     model = load_step_model(weights, device=device, threads=threads)
-    sequences = mmnist.fixed_test_set(mmnist.load_digits(mnist), count, length=context + future)
-    clips = to_float(sequences)[:, :, None]  # (count, T, 1, 64, 64)
-    if model.channels == 3:
-        clips = np.repeat(clips, 3, axis=2)
-    forecast = rollout(model, clips[:, :context], future)
+    digits = mmnist.load_digits(mnist)
     written = []
     for index in range(count):
-        shown, truth, predicted = (to_rgb8(clips[index, :context]), to_rgb8(clips[index, context:]),
-                                   to_rgb8(forecast[index]))
+        clip = to_float(mmnist.fixed_test_set(digits, 1, start=index, length=context + future))[:, :, None]
+        clip = np.repeat(clip, model.channels, axis=2)  # (1, T, C, 64, 64)
+        forecast = rollout(model, clip[:, :context], future)[0]
+        shown, truth, predicted = to_rgb8(clip[0, :context]), to_rgb8(clip[0, context:]), to_rgb8(forecast)
         stem = folder / f"mmnist-{index:04d}"
         written.append(write_sheet(stem.with_suffix(".png"), shown, truth, predicted, overwrite=overwrite))
         written.append(write_gif(stem.with_suffix(".gif"), shown, truth, predicted, overwrite=overwrite))
