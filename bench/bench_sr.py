@@ -11,27 +11,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
+
+from bench_style import median_time  # bench/ is on sys.path when a script in it runs
 
 REPO = Path(__file__).resolve().parents[1]
 ASSETS = REPO.parent / "shared" / "assets"
 # 868x600: a centre crop of it is the LR input for timing; the whole of it is the HR for quality.
 PHOTO = ASSETS / "photos" / "samples" / "building.jpg"
-
-
-def median_time(function, runs: int) -> float:
-    function()  # warm-up: graph planning and allocations are not what we compare
-    times = []
-    for _ in range(runs):
-        began = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - began)
-    return statistics.median(times)
 
 
 def shipped(name: str):
@@ -108,7 +97,6 @@ def main() -> None:
     parser.add_argument("--timing-edge", type=int, default=384, help="LR edge of the photo crop timed tiled/untiled")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    sys.path.insert(0, str(REPO / "plugins"))
     weights = shipped(args.weights)
     figures = {"runtime": onnx_vs_torch(weights, args.size, args.threads, args.runs),
                "tiling": tiled_vs_untiled(weights, args.threads, args.runs, args.timing_edge)}

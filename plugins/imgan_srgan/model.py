@@ -213,7 +213,3 @@ class Discriminator(nn.Module):
 def build_generator(model_config: dict) -> SRResNet:
     """The generator a checkpoint's model_config describes ({"generator": {...}, ...})."""
     return SRResNet(_from_dict(GeneratorConfig, dict(model_config["generator"])))
-
-
-def build_discriminator(values: dict) -> Discriminator:
-    return Discriminator(_from_dict(DiscriminatorConfig, dict(values)))

@@ -20,7 +20,8 @@ from .infer import MULTIPLE, TASK, fast_stylise, scaled_size
 from .objective import StyleObjective, StyleSettings, load_painting
 from .optimise import optimise_image
 
-SHARED_ASSETS = Path(__file__).resolve().parents[3] / "shared" / "assets"
+REPO = Path(__file__).resolve().parents[2]
+SHARED_ASSETS = REPO.parent / "shared" / "assets"
 
 
 def default_test_photos() -> Path:
@@ -37,7 +38,7 @@ def settings_of(weights: Weights) -> StyleSettings:
 def painting_of(weights: Weights, styles_dir: Path | None) -> Path:
     """The painting a style was trained on: the card's path, else --styles-dir/<file name>."""
     recorded = weights.extra.get("style_image_path")
-    candidates = [Path(recorded)] if recorded else []
+    candidates = [REPO / recorded] if recorded else []  # relative paths are the repository's
     name = weights.extra.get("style_image")
     if name:
         candidates += [folder / name for folder in (styles_dir, SHARED_ASSETS / "styles") if folder is not None]

@@ -128,6 +128,9 @@ def flicker(inputs: list[np.ndarray], outputs: list[np.ndarray]) -> float:
     return mean_change(outputs) / change_in if change_in > 0 else float("inf")
 
 
+# ------------------------------------------------------------------------------------ video steadiness
+
+
 class ReferenceSmoother:
     """Exponential moving average of reference thumbnails across video frames.
 
@@ -151,9 +154,6 @@ class ReferenceSmoother:
         else:
             self.average = self.decay * previous + (1.0 - self.decay) * reference
         return self.average
-
-
-# ------------------------------------------------------------------------------------ the fast net
 
 
 class FlowBlender:

@@ -26,6 +26,7 @@ from .objective import StyleObjective, StyleSettings, load_painting
 TASK = "style"
 THUMBNAIL_SIDE = 128
 PAINTING_LICENCE = "public domain (the painting); trained weights MIT"
+REPO = Path(__file__).resolve().parents[2]
 
 
 class PhotoCrops(Dataset):
@@ -88,9 +89,6 @@ class StyleRecipe:
         self.objective.to(fake.device)
         return self.objective.terms(fake, batch["photo"])
 
-    def discriminator_input(self, image: Tensor, batch: dict) -> Tensor:
-        return image
-
     def sample_panels(self, batch: dict, fake: Tensor) -> list[Tensor]:
         return [batch["photo"], fake]
 
@@ -135,7 +133,7 @@ def train_style(*, style_image: Path, data: Path, name: str, steps: int = 500, b
     if run.interrupted:
         raise TrainingError("training was interrupted; nothing was exported", path=run.checkpoint,
                             hint="resume with --resume, or export the checkpoint with `imgan export style`")
-    report = export_style(run.checkpoint, output or default_output(name), name=name, vgg_weights=vgg_weights)
+    report = export_style(run.checkpoint, output or default_output(name), name=name, init_from=init_from)
     return TrainedStyle(run=run, export=report)
 
 
@@ -148,11 +146,10 @@ def check_style_name(name: str) -> None:
 
 
 def export_style(checkpoint: Path, output: Path, name: str | None = None, *,
-                 vgg_weights: str | None = None, measure: bool = True) -> ExportReport:
-    """Checkpoint -> ONNX with inputs (input, reference), its card, and a thumbnail of the painting.
-
-    `measure` adds the final losses on the run's own logged history to the card's metrics.
-    """
+                 init_from: Path | None = None, description: str | None = None) -> ExportReport:
+    """Checkpoint -> ONNX with inputs (input, reference), its card (settings, final logged losses,
+    training time) and a thumbnail of the painting beside it. `init_from`: the checkpoint the run
+    started from, recorded in the card; `description` replaces the one made from the file name."""
     from imgan.train.checkpoint import generator_from_checkpoint
 
     net, meta = generator_from_checkpoint(checkpoint, build_style_net)
@@ -166,6 +163,10 @@ def export_style(checkpoint: Path, output: Path, name: str | None = None, *,
     parity = [(torch.rand(2, 3, 128, 80), torch.rand(1, 3, 96, 128))]
     thumbnail = _write_thumbnail(style.get("image"), output.with_suffix(".png"))
     card = _card(name, net.config, style, meta, thumbnail)
+    if init_from is not None:
+        card["recipe"]["init_from"] = str(init_from)
+    if description:
+        card["description"] = description
     return export_onnx(StyleNetWithReference(net), example, output, input_names=("input", "reference"),
                        output_names=("output",), parity_inputs=parity, tolerance=1e-4, card=card)
 
@@ -188,7 +189,7 @@ def _card(name: str, net: StyleNetConfig, style: dict[str, Any], meta: dict[str,
         "description": f"fast style transfer: {_title(image) if image else name}",
         "licence": PAINTING_LICENCE,
         "style_image": image,
-        "style_image_path": style.get("image"),
+        "style_image_path": recorded_path(style["image"]) if style.get("image") else None,
         "thumbnail": thumbnail.name if thumbnail else None,
         "style_layers": list(settings.style_layers),
         "content_layer": settings.content_layer,
@@ -210,6 +211,15 @@ def _card(name: str, net: StyleNetConfig, style: dict[str, Any], meta: dict[str,
             "parameters": sum(p.numel() for p in build_style_net(net.to_dict()).parameters()),
         },
     }
+
+
+def recorded_path(path: str) -> str:
+    """A painting's path for the card: relative to the repository when it lies beside it (the
+    shared assets), so shipped cards hold no machine-specific paths."""
+    absolute = Path(path).resolve()
+    if absolute.is_relative_to(REPO.parent):
+        return os.path.relpath(absolute, REPO)
+    return str(absolute)
 
 
 def _title(file_name: str) -> str:

@@ -1,8 +1,9 @@
 """Training and export of the video predictor (PyTorch; never imported by inference).
 
 The generator sees the context frames and rolls the future out autoregressively; its content
-losses are pixel terms on the forecast (plus a lighter one on the one-step predictions made while
-reading the context, which come for free and teach motion early). With an adversarial weight, a
+losses are pixel terms (MSE, L1, BCE) on the forecast, the same terms, lighter, on the one-step
+predictions made while reading the context (they come for free and teach motion early), and
+optionally the gradient-difference loss. With an adversarial weight, a
 3-D critic judges the whole clip: the real context followed by the real or the predicted future.
 
 Training on Moving MNIST runs `fit` in chunks of `eval_every` steps and measures the checkpoint
@@ -97,6 +98,16 @@ class ClipWindows(Dataset):
 # --------------------------------------------------------------------------- the recipe
 
 
+def binary_cross_entropy(fake: Tensor, real: Tensor) -> Tensor:
+    """Mean BCE of predicted intensities against true ones, in float32 (unsafe under float16 autocast).
+
+    Its optimum is the same per-pixel expectation as MSE's, but the gradient on a missed bright
+    pixel is far stronger: it pulls the model off the all-black frame that MSE settles on first
+    when most pixels of a frame are black (Moving MNIST)."""
+    with torch.autocast(fake.device.type, enabled=False):
+        return F.binary_cross_entropy(fake.float(), real.float())
+
+
 def gradient_difference_loss(fake: Tensor, real: Tensor) -> Tensor:
     """Mathieu et al. 2016 (alpha = 1): mean | |d fake| - |d real| | over vertical and horizontal
     neighbour differences of (..., H, W) frames; it rewards edges where the real frame has them."""
@@ -144,10 +155,17 @@ class VideoRecipe:
         terms = {
             "l2": lambda: pixel_loss(forecast, truth, "l2"),
             "l1": lambda: pixel_loss(forecast, truth, "l1"),
+            "bce": lambda: binary_cross_entropy(forecast, truth),
             "gdl": lambda: gradient_difference_loss(forecast, truth),
-            "context_l2": lambda: pixel_loss(fake[:, : -self.future], real[:, : -self.future], "l2"),
+            "context": lambda: self._pixel_mix(fake[:, : -self.future], real[:, : -self.future]),
         }
         return {name: terms[name]() for name in self.loss_weights if name != "adversarial"}
+
+    def _pixel_mix(self, fake: Tensor, real: Tensor) -> Tensor:
+        """The forecast's pixel terms, with their weights, on other frames (the one-step predictions)."""
+        kinds = {"l2": lambda: pixel_loss(fake, real, "l2"), "l1": lambda: pixel_loss(fake, real, "l1"),
+                 "bce": lambda: binary_cross_entropy(fake, real)}
+        return sum(self.loss_weights[name] * loss() for name, loss in kinds.items() if name in self.loss_weights)
 
     def discriminator_input(self, image: Tensor, batch: dict) -> Tensor:
         """The real context followed by the (real or predicted) future, as (N, C, T, H, W)."""
@@ -162,9 +180,6 @@ class VideoRecipe:
         for k in sorted({0, self.future // 2, self.future - 1}):
             panels += [truth[:, k], forecast[:, k]]
         return panels
-
-
-CONTENT_TERMS = ("l2", "l1", "gdl", "context_l2")
 
 
 # --------------------------------------------------------------------------- held-out measurement
@@ -229,7 +244,7 @@ def _widths(text: str, option: str) -> tuple[int, ...]:
 
 def train_video(*, steps: int, videos: Path | None, size: int, gray: bool, mnist: Path | None, context: int,
                 future: int, hidden: str, widths: str, kernel: int, batch_size: int, lr: float, l2: float, l1: float,
-                context_l2: float, gdl: float, adversarial: float, gan_mode: str, teacher_forcing: float,
+                bce: float, context_loss: float, gdl: float, adversarial: float, gan_mode: str, teacher_forcing: float,
                 eval_every: int, eval_sequences: int, name: str | None, run_dir: Path | None, resume: bool,
                 threads: int | None, device: str, seed: int) -> RunResult:
     """Train on Moving MNIST (default) or on the clips in `videos`; the options are `imgan train video`'s."""
@@ -250,7 +265,7 @@ def train_video(*, steps: int, videos: Path | None, size: int, gray: bool, mnist
     else:
         digits = mmnist.load_digits(mnist)
         make_data = lambda: MovingMnist(digits, length)  # noqa: E731
-    weights = {"l2": l2, "l1": l1, "context_l2": context_l2 if context > 1 else 0.0, "gdl": gdl,
+    weights = {"l2": l2, "l1": l1, "bce": bce, "context": context_loss if context > 1 else 0.0, "gdl": gdl,
                "adversarial": adversarial}
     recipe = VideoRecipe(net, make_data, context=context, future=future, loss_weights=weights,
                          teacher_forcing=teacher_forcing)

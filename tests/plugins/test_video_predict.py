@@ -159,7 +159,7 @@ def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("video")
     mnist_file = _write_idx(root / "digits.gz", _digits())
     result = train_video(steps=2, videos=None, size=64, gray=True, mnist=mnist_file, context=3, future=3,
-                         hidden="8,6", widths="4,8", kernel=3, batch_size=2, lr=1e-3, l2=1.0, l1=0.0, context_l2=0.5,
+                         hidden="8,6", widths="4,8", kernel=3, batch_size=2, lr=1e-3, l2=1.0, l1=0.0, bce=1.0, context_loss=0.5,
                          gdl=0.1, adversarial=0.1, gan_mode="lsgan", teacher_forcing=0.0, eval_every=2,
                          eval_sequences=2, name="tiny", run_dir=root / "run", resume=False, threads=None,
                          device="cpu", seed=0)
