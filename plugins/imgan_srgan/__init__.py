@@ -29,7 +29,7 @@ def check_options(model: str, scale: int) -> None:
 
 
 def upscale_options(
-    model: Annotated[str, typer.Option("--model", help="srgan: sharper, perceptual (default); srresnet: highest PSNR, smoother.")] = DEFAULT_MODEL,
+    model: Annotated[str, typer.Option("--model", help="srgan: perceptual, more texture; srresnet: highest PSNR, smoother.")] = DEFAULT_MODEL,
     scale: Annotated[int, typer.Option("--scale", help="4, or 2: the ×4 result reduced by area averaging.")] = 4,
 ) -> None:
     """The task's own options of `imgan upscale` (passed to make_transform)."""
