@@ -1,7 +1,7 @@
 """The inpainting generator (a compact DeepFill v2-style gated-conv net) and its PatchGAN critic.
 
     image (N,3,H,W) in [0,1], mask (N,1,H,W), 1 = hole
-      -> coarse fill: push-pull over a 6-level pyramid (no weights)       guess (N,3,H,W)
+      -> coarse fill: relaxed push-pull over a 6-level pyramid (no weights)  guess (N,3,H,W)
       -> concat(guess, mask)                                              (N,4,H,W)
       -> gated conv (w) -> gated conv /2 (2w) -> gated conv (2w) -> gated conv /2 (4w)
       -> bottleneck at 1/4: gated 3x3 convs dilated 2, 4, 8, 16, then 1, 1   (receptive field ≈ 270 px)
@@ -14,9 +14,10 @@ features and a soft gate from the same input, ``act(features) * sigmoid(gate)``:
 per pixel and channel how much to trust what it sees, which is what a hole needs.
 
 DeepFill v2 has a learned coarse stage; here the coarse stage is push-pull (Gortler et al. 1996:
-average the known pixels down a pyramid, then fill each level's gaps from the level above), so
+average the known pixels down a pyramid, then fill each level's gaps from the level above) with
+relaxation sweeps at every level (a multigrid membrane fill), so
 the net starts from a smooth, colour-correct fill and its few CPU-hours of training go into the
-refinement (edges, texture) only. The last conv starts at zero: an untrained net returns the
+refinement (edges, texture) only. The last conv starts small: an untrained net returns about the
 push-pull fill. Zero "same" padding: the net is fully convolutional and its sides must be
 multiples of PAD_MULTIPLE (two stride-2 convolutions); the pyramid rounds odd sides up.
 
@@ -38,11 +39,13 @@ PAD_MULTIPLE = 4  # the encoder's total stride
 @dataclass(frozen=True)
 class InpaintNetConfig:
     """width: channels at full resolution (2x at 1/2, 4x at 1/4); dilations: the bottleneck's;
-    pyramid_levels: halvings of the push-pull coarse fill (6: blocks of 64 px at the top)."""
+    pyramid_levels: halvings of the push-pull coarse fill (6: blocks of 64 px at the top);
+    relax_iterations: smoothing sweeps per pyramid level of that fill."""
 
     width: int = 16
     dilations: tuple[int, ...] = (2, 4, 8, 16)
     pyramid_levels: int = 6
+    relax_iterations: int = 12
 
     def to_dict(self) -> dict[str, Any]:
         values = asdict(self)
@@ -58,6 +61,12 @@ class InpaintNetConfig:
         return cls(**chosen)
 
 
+# Init gain of a gated conv's weights (on He's normal init) that keeps the activations' scale
+# through a stack of them. With PyTorch's default init each ELU * sigmoid layer shrinks the signal
+# about 3x, and 15 of them starve the first layers of gradient (measured: no learning at all).
+GATED_INIT_GAIN = 1.6
+
+
 class GatedConv(nn.Module):
     """conv -> split into features and gate -> ELU(features) * sigmoid(gate); same size unless strided."""
 
@@ -66,6 +75,10 @@ class GatedConv(nn.Module):
         super().__init__()
         self.conv = nn.Conv2d(c_in, 2 * c_out, kernel, stride=stride, dilation=dilation,
                               padding=dilation * (kernel // 2))
+        nn.init.kaiming_normal_(self.conv.weight, nonlinearity="relu")
+        with torch.no_grad():
+            self.conv.weight.mul_(GATED_INIT_GAIN)
+        nn.init.zeros_(self.conv.bias)
         self.activation = activation
 
     def forward(self, x: Tensor) -> Tensor:
@@ -87,14 +100,18 @@ def composite(image: Tensor, generated: Tensor, mask: Tensor) -> Tensor:
     return image * (1.0 - mask) + generated * mask
 
 
-def push_pull_fill(image: Tensor, known: Tensor, levels: int, eps: float = 1e-6) -> Tensor:
+def push_pull_fill(image: Tensor, known: Tensor, levels: int, iterations: int = 12, eps: float = 1e-6) -> Tensor:
     """Fill the unknown pixels (known 0) of (N,C,H,W) `image` from the known ones (known 1).
 
     Pull: each level averages the known values of 2x2 blocks (weighted by confidence), a block's
     confidence being min(1, sum of its children's). Push: from the top down, each pixel keeps its
     own average in proportion to its confidence and takes the rest from the bilinearly enlarged
-    level above. Top-level blocks with no known pixel at all get the image's known mean.
-    Known pixels come back exactly (confidence 1).
+    level above, then `iterations` relaxation sweeps (Jacobi: each pixel moves towards the mean of
+    its 3x3 neighbourhood by its lack of confidence) smooth the seams. Together a multigrid
+    approximation of the membrane (harmonic) fill: measured on irregular_dev masks, the relaxed
+    fill alone beats cv2.inpaint Telea by 0.4-0.9 dB PSNR, the plain push-pull trails it.
+    Top-level blocks with no known pixel at all get the image's known mean. Known pixels come
+    back exactly (confidence 1).
     """
     values, confidences = [image], [known]
     for _ in range(levels):
@@ -104,9 +121,17 @@ def push_pull_fill(image: Tensor, known: Tensor, levels: int, eps: float = 1e-6)
         confidences.append((4.0 * weight).clamp(max=1.0))
     known_mean = (image * known).sum(dim=(2, 3), keepdim=True) / known.sum(dim=(2, 3), keepdim=True).clamp_min(eps)
     estimate = confidences[-1] * values[-1] + (1.0 - confidences[-1]) * known_mean
+    estimate = _relax(estimate, values[-1], confidences[-1], iterations)
     for value, confidence in zip(reversed(values[:-1]), reversed(confidences[:-1])):
         enlarged = F.interpolate(estimate, size=value.shape[-2:], mode="bilinear", align_corners=False)
-        estimate = confidence * value + (1.0 - confidence) * enlarged
+        estimate = _relax(confidence * value + (1.0 - confidence) * enlarged, value, confidence, iterations)
+    return estimate
+
+
+def _relax(estimate: Tensor, value: Tensor, confidence: Tensor, iterations: int) -> Tensor:
+    for _ in range(iterations):
+        neighbours = F.avg_pool2d(F.pad(estimate, (1, 1, 1, 1), mode="replicate"), 3, stride=1)  # 3x3 mean
+        estimate = confidence * value + (1.0 - confidence) * neighbours
     return estimate
 
 
@@ -137,12 +162,16 @@ class InpaintNet(nn.Module):
             GatedConv(w, w // 2, 3),
             nn.Conv2d(w // 2, 3, 3, padding=1),
         )
-        nn.init.zeros_(self.decoder[-1].weight)
-        nn.init.zeros_(self.decoder[-1].bias)
+        # Small, not zero: a zero last layer passes no gradient back, and the layers before it
+        # never start learning (measured: a run stuck at the push-pull fill for 400 steps).
+        with torch.no_grad():
+            self.decoder[-1].weight.mul_(0.1)
+            self.decoder[-1].bias.zero_()
 
     def fill(self, image: Tensor, mask: Tensor) -> Tensor:
         """The raw generated image (N,3,H,W) in [0,1], before compositing."""
-        guess = push_pull_fill(image, 1.0 - mask, self.config.pyramid_levels)  # hole pixels never read
+        guess = push_pull_fill(image, 1.0 - mask, self.config.pyramid_levels,
+                               self.config.relax_iterations)  # hole pixels never read
         x = torch.cat([guess, mask], dim=1)  # (N, 4, H, W)
         x = self.encoder(x)  # (N, 4w, H/4, W/4)
         x = self.bottleneck(x)

@@ -174,7 +174,7 @@ def default_run_dir(name: str) -> Path:
 
 
 def train_inpaint(*, data: Path, name: str = DEFAULT_WEIGHTS, run_dir: Path | None = None, steps: int = 3000,
-                  batch_size: int = 4, crop: int = 128, width: int = 16, lr: float = 2e-4,
+                  batch_size: int = 4, crop: int = 128, width: int = 16, lr: float = 4e-4,
                   loss_weights: dict[str, float] | None = None, vgg_weights: str | None = None,
                   checkpoint_every: int = 100, threads: int | None = None, workers: int = 0, seed: int = 0,
                   resume: bool = False, device: str = "auto", progress: bool = True) -> RunResult:

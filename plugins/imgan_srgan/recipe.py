@@ -332,7 +332,9 @@ def train_sr(*, stage: str, data: Path, run_dir: Path | None, steps: int | None,
         checkpoint_every=every, sample_every=every,
         log_every=10, seed=seed, workers=workers, device=device,
     )
-    if not resume:
+    if resume:
+        note_resumption(run_dir, config)
+    else:
         write_recipe_file(run_dir, stage, recipe, config, init_from, eval_data)
     evaluator = CheckpointEvaluator(run_dir, eval_data, recipe.scale) if eval_data is not None else None
     result = fit(recipe, config, resume=resume, progress=progress, on_log=evaluator)
@@ -348,12 +350,29 @@ def write_recipe_file(run_dir: Path, stage: str, recipe: SRRecipe, config: Train
     run_dir.mkdir(parents=True, exist_ok=True)
     description = {"stage": stage, **recipe.describe(), "eval_data": str(eval_data) if eval_data else None,
                    "train_config": {k: v for k, v in config.to_dict().items() if k != "run_dir"},
-                   "command": "imgan " + " ".join(shlex.quote(arg) for arg in sys.argv[1:]),
+                   "command": command_line(),
                    "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     if init_from is not None:
         start = load_checkpoint(init_from)
         description["init_from"] = {"checkpoint": str(init_from), "step": start["step"],
                                     "seconds": round(start["seconds"], 1)}
+    (run_dir / RECIPE_FILE).write_text(json.dumps(description, indent=2) + "\n")
+
+
+def command_line() -> str:
+    return "imgan " + " ".join(shlex.quote(arg) for arg in sys.argv[1:])
+
+
+def note_resumption(run_dir: Path, config: TrainConfig) -> None:
+    """Record in recipe.json that the run went on (its card then shows the settings it ended with)."""
+    description = read_recipe_file(run_dir)
+    if not description:
+        return
+    state = load_checkpoint(run_dir / LATEST_NAME)
+    description.setdefault("resumed", []).append(
+        {"at_step": state["step"], "steps": config.steps, "command": command_line(),
+         "at": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+    description["train_config"] = {k: v for k, v in config.to_dict().items() if k != "run_dir"}
     (run_dir / RECIPE_FILE).write_text(json.dumps(description, indent=2) + "\n")
 
 
@@ -364,7 +383,8 @@ LICENCE = "MIT (imgan). Trained on BSDS500 photos (research use)"
 PERCEPTUAL_LICENCE = "; its loss used VGG19 ImageNet weights (CC BY 4.0, VGG authors)"
 DESCRIPTIONS = {
     "srresnet": "×4 SRResNet trained with an L1 pixel loss: the highest PSNR, smooth textures",
-    "srgan": "×4 SRGAN: SRResNet fine-tuned with VGG perceptual + adversarial losses: sharper, lower PSNR",
+    "srgan": ("×4 SRGAN: SRResNet fine-tuned with VGG perceptual + adversarial losses: more edge contrast "
+              "and texture, lower PSNR; a short fine-tune, so a faint grid shows in flat areas"),
 }
 
 

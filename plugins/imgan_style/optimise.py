@@ -22,35 +22,62 @@ from .objective import StyleObjective, StyleSettings, load_painting
 
 DEFAULT_OPTIMISATION_SIZE = 384  # each step runs VGG forward and backward over the whole picture
 OPTIMIZERS = ("lbfgs", "adam")
+FIRST_STEP = 0.02  # L-BFGS's first step moves the pixel with the largest gradient by this much
 
 
 def optimise_image(photo: Tensor, objective: StyleObjective, *, steps: int = 300, optimizer: str = "lbfgs",
                    lr: float | None = None, progress: Progress | None = None) -> Tensor:
-    """(1,3,H,W) photo in [0,1] -> the optimised picture, same shape, in [0,1]."""
+    """(1,3,H,W) photo in [0,1] -> the optimised picture, same shape, in [0,1].
+
+    L-BFGS needs two safeguards here. Its first step follows the raw gradient with length
+    1/|g|_1: for a whole picture ~1e-4 per pixel, too short to measure curvature in float32, and
+    the bad curvature pair then makes every line search fail. So the variable is a scaled offset
+    (picture = photo + scale * offset) whose scale makes that first step move the brightest-
+    gradient pixel by FIRST_STEP; later quasi-Newton steps do not depend on the scale. And if a
+    step still makes no progress, its history is dropped and it starts afresh.
+    """
     if optimizer not in OPTIMIZERS:
         raise UsageError(f"unknown optimizer {optimizer!r}", hint=f"use one of {', '.join(OPTIMIZERS)}")
     if steps < 1:
         raise UsageError(f"--steps must be at least 1, got {steps}")
-    image = photo.detach().clone().requires_grad_(True)
+    photo = photo.detach()
     target = objective.content_target(photo)
+
+    def loss_at(picture: Tensor) -> Tensor:
+        return objective.total(objective.terms_with_target(picture, target))
+
+    scale = _offset_scale(loss_at, photo) if optimizer == "lbfgs" else 1.0
+    offset = torch.zeros_like(photo, requires_grad=True)
     if optimizer == "lbfgs":
-        solver = torch.optim.LBFGS([image], lr=lr or 1.0, max_iter=1, history_size=20, line_search_fn="strong_wolfe")
+        solver = torch.optim.LBFGS([offset], lr=lr or 1.0, max_iter=1, history_size=20, line_search_fn="strong_wolfe")
     else:
-        solver = torch.optim.Adam([image], lr=lr or 0.02)
+        solver = torch.optim.Adam([offset], lr=lr or 0.02)
 
     def closure() -> Tensor:
-        with torch.no_grad():
-            image.clamp_(0.0, 1.0)  # stay a picture: pixels outside [0, 1] cannot be written
         solver.zero_grad(set_to_none=True)
-        loss = objective.total(objective.terms_with_target(image, target))
+        loss = loss_at(photo + scale * offset)
         loss.backward()
         return loss
 
+    best = float("inf")
     for step in range(steps):
-        solver.step(closure)
+        loss = float(solver.step(closure).detach())  # the loss before this step
+        if optimizer == "adam":  # first-order steps can stay inside [0, 1]; L-BFGS's history would not
+            with torch.no_grad():
+                offset.copy_(((photo + scale * offset).clamp(0.0, 1.0) - photo) / scale)
+        elif loss >= best:
+            solver.state.clear()  # no progress since the last step: restart L-BFGS from steepest descent
+        best = min(best, loss)
         if progress is not None:
             progress(step + 1, steps)
-    return image.detach().clamp(0.0, 1.0)
+    return (photo + scale * offset).detach().clamp(0.0, 1.0)
+
+
+def _offset_scale(loss_at: Callable[[Tensor], Tensor], photo: Tensor) -> float:
+    picture = photo.clone().requires_grad_(True)
+    (gradient,) = torch.autograd.grad(loss_at(picture), picture)
+    largest = float(gradient.abs().max())
+    return FIRST_STEP * float(gradient.abs().sum()) / largest if largest > 0 else 1.0
 
 
 def pick_device(device: str) -> torch.device:

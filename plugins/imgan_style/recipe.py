@@ -111,7 +111,7 @@ def default_output(name: str) -> Path:
     return user_weights_dir() / f"{TASK}-{name}.onnx"
 
 
-def train_style(*, style_image: Path, data: Path, name: str, steps: int = 500, batch_size: int = 4, crop: int = 128,
+def train_style(*, style_image: Path, data: Path, name: str, steps: int = 400, batch_size: int = 2, crop: int = 128,
                 lr: float = 1e-3, net: StyleNetConfig = StyleNetConfig(), settings: StyleSettings = StyleSettings(),
                 run_dir: Path | None = None, output: Path | None = None, resume: bool = False,
                 vgg_weights: str | None = None, init_from: Path | None = None, threads: int | None = None,
@@ -163,8 +163,8 @@ def export_style(checkpoint: Path, output: Path, name: str | None = None, *,
     parity = [(torch.rand(2, 3, 128, 80), torch.rand(1, 3, 96, 128))]
     thumbnail = _write_thumbnail(style.get("image"), output.with_suffix(".png"))
     card = _card(name, net.config, style, meta, thumbnail)
-    if init_from is not None:
-        card["recipe"]["init_from"] = str(init_from)
+    if init_from is not None:  # the run folder and file, not this machine's path
+        card["recipe"]["init_from"] = f"{Path(init_from).parent.name}/{Path(init_from).name}"
     if description:
         card["description"] = description
     return export_onnx(StyleNetWithReference(net), example, output, input_names=("input", "reference"),

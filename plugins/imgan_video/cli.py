@@ -68,7 +68,7 @@ def train(
     hidden: Annotated[str, typer.Option(help="ConvLSTM layers' hidden channels, e.g. 64,64.")] = "64,64",
     widths: Annotated[str, typer.Option(help="Encoder channels at 1/2 and 1/4 resolution.")] = "32,64",
     kernel: Annotated[int, typer.Option(min=1, help="ConvLSTM gate kernel size (odd).")] = 3,
-    batch_size: Annotated[int, typer.Option(min=1)] = 8,
+    batch_size: Annotated[int, typer.Option(min=1)] = 4,
     lr: Annotated[float, typer.Option(help="Adam learning rate (generator and critic), constant; lower it when resuming to refine.")] = 1e-3,
     l2: Annotated[float, typer.Option(min=0, help="Weight of the forecast's MSE.")] = 1.0,
     l1: Annotated[float, typer.Option(min=0, help="Weight of the forecast's L1.")] = 0.0,

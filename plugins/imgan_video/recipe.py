@@ -318,7 +318,7 @@ def export(checkpoint: Path, output: Path, name: str | None = None) -> ExportRep
         return (frame, *states)
 
     size = int(settings.get("size", 64))
-    evals = read_eval_log(run_dir)
+    evals = [record for record in read_eval_log(run_dir) if record["step"] == meta["step"]]
     card = {
         "name": name or settings.get("name") or Path(output).stem.removeprefix(f"{TASK}-"),
         "task": TASK,

@@ -231,7 +231,7 @@ def tiny_net(seed: int = 0):
 
     torch.manual_seed(seed)
     net = InpaintNet(InpaintNetConfig(width=4))
-    torch.nn.init.normal_(net.decoder[-1].weight, std=0.2)  # the last conv starts at 0: make it do something
+    torch.nn.init.normal_(net.decoder[-1].weight, std=0.2)  # the last conv starts small: make it do more
     return net
 
 

@@ -338,3 +338,19 @@ def test_shipped_psnr_model_beats_bicubic_on_set5():
     bicubic = mean_quality([measure(bicubic_upscale(i.lr, 4), i.hr, border=4) for i in images])
     assert model.psnr_y >= bicubic.psnr_y + 1.5
     assert model.ssim_y > bicubic.ssim_y
+
+
+def test_both_shipped_models_are_catalogued_and_srresnet_is_the_default():
+    from imgan.plugins import get_task
+    from imgan.weights import weights_for_task
+
+    assert get_task("sr").default_weights == "srresnet-x4"
+    shipped = weights_for_task("sr")
+    if not {"srresnet-x4", "srgan-x4"} <= set(shipped):
+        pytest.skip("the sr weights are not in weights/")
+    for name in ("srresnet-x4", "srgan-x4"):
+        card = shipped[name]
+        assert card.scale == 4 and card.extra["tile_overlap"] >= GeneratorConfig(
+            **card.extra["architecture"]["generator"]).receptive_margin()
+        assert card.metrics["Set5"]["psnr_y"] > card.metrics["Set5"]["bicubic_psnr_y"]
+

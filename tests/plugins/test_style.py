@@ -329,7 +329,8 @@ def test_inference_does_not_import_torch(tiny_style, isolated_home):
 
 
 @needs_vgg
-def test_optimisation_lowers_the_loss(tmp_path):
+@pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
+def test_optimisation_lowers_the_loss(optimizer):
     from imgan_style.objective import StyleObjective, StyleSettings
     from imgan_style.optimise import optimise_image
 
@@ -338,7 +339,7 @@ def test_optimisation_lowers_the_loss(tmp_path):
     objective = StyleObjective(painting, settings, VGG_FILE)
     photo = torch.from_numpy(to_float(gradient_image(24, 24)).transpose(2, 0, 1).copy())[None]
     before = float(objective.total(objective.terms(photo, photo)))
-    after_image = optimise_image(photo, objective, steps=5, optimizer="lbfgs")
+    after_image = optimise_image(photo, objective, steps=5, optimizer=optimizer)
     assert float(objective.total(objective.terms(after_image, photo))) < 0.8 * before
     assert after_image.shape == photo.shape and float(after_image.min()) >= 0 and float(after_image.max()) <= 1
 

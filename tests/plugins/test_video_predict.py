@@ -15,7 +15,7 @@ from imgan_video import mmnist  # noqa: E402
 from imgan_video.evaluate import baseline_predictions, evaluate_mmnist, frame_errors  # noqa: E402
 from imgan_video.infer import load_step_model, rollout  # noqa: E402
 from imgan_video.model import ConvLSTMCell, FramePredictor, VideoNetConfig, build_generator  # noqa: E402
-from imgan_video.recipe import MovingMnist, export, gradient_difference_loss, train_video  # noqa: E402
+from imgan_video.recipe import ClipWindows, MovingMnist, export, gradient_difference_loss, train_video  # noqa: E402
 
 from ..conftest import run_cli  # noqa: E402
 
@@ -148,6 +148,24 @@ def test_load_digits_reads_idx_and_rejects_truncated_files(tmp_path):
         handle.write(np.array([0x803, 12, 28, 28], dtype=">u4").tobytes() + digits.tobytes()[:500])
     with pytest.raises(InputError, match="truncated"):
         mmnist.load_digits(tmp_path / "cut.gz")
+
+
+def test_clip_windows_and_training_on_rgb_clips(tmp_path):
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    _square_clip(folder / "long.mp4", frames=12, size=40)
+    _square_clip(folder / "short.mp4", frames=5, size=40)  # fewer frames than a window: left out
+    windows = ClipWindows(folder, size=16, channels=3, length=6)
+    assert len(windows) == 12 - 6 + 1
+    frames = windows[0]["frames"]
+    assert frames.shape == (6, 3, 16, 16) and 0.0 <= float(frames.min()) and float(frames.max()) <= 1.0
+    options = dict(steps=1, videos=folder, size=16, gray=False, mnist=None, context=3, future=3, hidden="4",
+                   widths="4,4", kernel=3, batch_size=2, lr=1e-3, l2=1.0, l1=0.0, bce=0.0, context_loss=0.5, gdl=0.0,
+                   adversarial=0.0, gan_mode="lsgan", teacher_forcing=0.5, eval_every=1, eval_sequences=0,
+                   name="clips", run_dir=tmp_path / "run", resume=False, threads=None, device="cpu", seed=0)
+    result = train_video(**options)
+    state = torch.load(result.checkpoint, weights_only=True)
+    assert result.steps_done == 1 and state["model_config"]["channels"] == 3
 
 
 # --------------------------------------------------------------------------- a tiny trained and exported model
