@@ -192,3 +192,33 @@ def test_plugin_whose_hook_raises_is_a_warning_not_a_dead_cli(tmp_path):
     assert result.returncode == 0
     plugins_out = run_cli("plugins", env={"PYTHONPATH": str(site)})
     assert plugins_out.returncode == 0 and "hook exploded" in plugins_out.stderr
+
+
+
+BUILTIN_PLUGIN_PACKAGES = ("imgan_bicubic", "imgan_srgan", "imgan_style", "imgan_inpaint", "imgan_video")
+IMPORT_SUBMODULES_THEN_BUILD_CLI = """
+import importlib, pkgutil, sys, json
+for name in sys.argv[1:]:
+    package = importlib.import_module(name)
+    for info in pkgutil.iter_modules(package.__path__):
+        importlib.import_module(name + "." + info.name)
+from typer.testing import CliRunner
+from imgan.cli import build_app
+from imgan.plugins import get_tasks
+bad = [(t.name, role) for t in get_tasks().all() for role in ("make_transform", "train", "export", "evaluate")
+       if getattr(t, role) is not None and not callable(getattr(t, role))]
+result = CliRunner().invoke(build_app(), ["plugins", "--json"])
+print(json.dumps({"bad": bad, "exit": result.exit_code}))
+"""
+
+
+def test_builtin_tasks_survive_their_submodules_being_imported_first():
+    """Importing a submodule named like a function of its package (imgan_srgan.evaluate) replaces
+    that package attribute: the tasks registered afterwards must still hand the CLI callables."""
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-c", IMPORT_SUBMODULES_THEN_BUILD_CLI, *BUILTIN_PLUGIN_PACKAGES],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report == {"bad": [], "exit": 0}

@@ -61,7 +61,7 @@ def make_transform(*, weights=None, device="auto", threads=None, tile=None, mask
     return inpaint_transform(inpainter, masks)
 
 
-def train(
+def train_command(
     data: Annotated[Path, typer.Option(help="Folder of training photos (e.g. BSDS500 train); random crops and masks are drawn.", show_default=False)],
     name: Annotated[str, typer.Option(help="Run name: the run folder is $IMGAN_HOME/runs/inpaint-NAME.")] = DEFAULT_WEIGHTS,
     run_dir: Annotated[Optional[Path], typer.Option(help="Run folder (checkpoints, log, samples); overrides --name.")] = None,
@@ -99,14 +99,14 @@ def train(
     stdout.print(f"export: imgan export {TASK} {result.checkpoint} -o {TASK}-{name}.onnx", highlight=False)
 
 
-def export(checkpoint: Path, output: Path, name: str | None = None, **options):
+def export_command(checkpoint: Path, output: Path, name: str | None = None, **options):
     """ONNX export of a checkpoint with parity check and model card (see recipe.export_inpaint)."""
     from .recipe import export_inpaint
 
     return export_inpaint(checkpoint, output, name, **options)
 
 
-def evaluate(
+def eval_command(
     images: Annotated[Path, typer.Option("--images", help="Folder of photos the model never saw.", show_default=False)],
     masks: Annotated[Path, typer.Option("--masks", help="Folder of masks (white = hole), e.g. irregular_dev.", show_default=False)],
     weights: Annotated[Optional[str], typer.Option("--weights", help="Weights name or .onnx file (default: the task's).")] = None,
@@ -128,7 +128,7 @@ def evaluate(
 def register_tasks(register):
     register(Task(name=TASK, summary="Inpainting with free-form masks (gated convs + SN-PatchGAN, DeepFill v2 style)",
                   make_transform=make_transform, default_weights=DEFAULT_WEIGHTS, verb="inpaint",
-                  train=train, export=export, evaluate=evaluate))
+                  train=train_command, export=export_command, evaluate=eval_command))
 
 
 @hookimpl

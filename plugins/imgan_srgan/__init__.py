@@ -42,7 +42,7 @@ def make_transform(*, weights=None, device="auto", threads=None, tile=None, mode
     return build(weights=weights, device=device, threads=threads, tile=tile, model=model, scale=scale)
 
 
-def train(
+def train_command(
     stage: Annotated[str, typer.Option(help="srresnet (pixel loss, the PSNR model) or srgan (perceptual + adversarial, starts from srresnet).")] = "srresnet",
     data: Annotated[Path, typer.Option(help="Folder of training photos (HR); random crops are taken.")] = Path("photos"),
     run_dir: Annotated[Optional[Path], typer.Option(help="Run folder (checkpoints, log, samples). Default: $IMGAN_HOME/runs/sr-STAGE.")] = None,
@@ -87,14 +87,14 @@ def train(
     stdout.print(f"export: imgan export {TASK} {result.checkpoint} -o {stage}-x4.onnx", highlight=False)
 
 
-def export(checkpoint: Path, output: Path, name: str | None = None, **options):
+def export_command(checkpoint: Path, output: Path, name: str | None = None, **options):
     """ONNX export of a checkpoint with parity check and model card (see recipe.export_sr)."""
     from .recipe import export_sr
 
     return export_sr(checkpoint, output, name, **options)
 
 
-def evaluate(
+def eval_command(
     data: Annotated[Path, typer.Option("--data", help="Folder of HR images, e.g. Set5.", show_default=False)],
     weights: Annotated[Optional[list[str]], typer.Option("--weights", help="Weights to measure (repeatable; names or .onnx files). Default: every ×4 sr model.")] = None,
     json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
@@ -112,7 +112,7 @@ def evaluate(
 def register_tasks(register):
     register(Task(name=TASK, summary="×4 super-resolution: SRResNet (PSNR) and SRGAN (perceptual), Ledig et al. 2017",
                   make_transform=make_transform, default_weights=MODEL_WEIGHTS[DEFAULT_MODEL], verb="upscale",
-                  train=train, export=export, evaluate=evaluate))
+                  train=train_command, export=export_command, evaluate=eval_command))
 
 
 @hookimpl
