@@ -176,6 +176,14 @@ def render_report(report) -> None:
         raise typer.Exit(1)
 
 
+def render_run_result(result, *, task: str, output: str) -> None:
+    """After `imgan train TASK`: where the run stopped and the command that exports it."""
+    state = "interrupted at" if result.interrupted else "reached"
+    stdout.print(f"{state} step {result.steps_done} in {result.seconds:.0f} s; checkpoint {result.checkpoint}",
+                  highlight=False, soft_wrap=True)
+    stdout.print(f"export: imgan export {task} {result.checkpoint} -o {output}", highlight=False, soft_wrap=True)
+
+
 def print_json(data: Any) -> None:
     import json
 

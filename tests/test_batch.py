@@ -1,7 +1,6 @@
 """Inputs to jobs, output naming, resume, failures that do not stop a batch, kills that leave no half file."""
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys

@@ -44,7 +44,7 @@ import threading
 import time
 import zlib
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Protocol
 
@@ -53,6 +53,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset, default_collate
 
+from imgan.config import JsonConfig
 from imgan.errors import OutputError, TrainingError, UsageError
 from imgan.train.checkpoint import (
     CHECKPOINT_FORMAT,
@@ -127,7 +128,7 @@ class Recipe(Protocol):
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(JsonConfig):
     """How to train (the Recipe says what). `steps` is the total to reach, also when resuming."""
 
     run_dir: Path
@@ -153,6 +154,8 @@ class TrainConfig:
     workers: int = 0  # DataLoader worker processes
     label_smoothing: float = 0.1  # one-sided, vanilla mode only
 
+    refuse_unknown_keys = True  # not annotated: a class setting, not a field
+
     def __post_init__(self) -> None:
         self.run_dir = Path(self.run_dir)
         self.betas = (float(self.betas[0]), float(self.betas[1]))
@@ -173,21 +176,6 @@ class TrainConfig:
             problems.append("warmup_steps, seed and workers must be >= 0")
         if problems:
             raise UsageError(f"invalid training config: {'; '.join(problems)}")
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able values (stored in checkpoints)."""
-        values = asdict(self)
-        values["run_dir"] = str(self.run_dir)
-        values["betas"] = list(self.betas)
-        return values
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
-        known = {item.name for item in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise UsageError(f"unknown training settings: {', '.join(unknown)}", hint=f"known: {', '.join(sorted(known))}")
-        return cls(**values)
 
 
 @dataclass

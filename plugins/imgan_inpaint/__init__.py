@@ -84,7 +84,7 @@ def train_command(
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
 ) -> None:
     """Train the inpainting GAN (gated convs, SN-PatchGAN, random stroke/box masks)."""
-    from imgan.cli_support import stdout
+    from imgan.cli_support import render_run_result
 
     from .recipe import train_inpaint
 
@@ -94,9 +94,7 @@ def train_command(
                            width=width, lr=lr, loss_weights=weights, vgg_weights=vgg_weights,
                            checkpoint_every=checkpoint_every, threads=threads, workers=workers, seed=seed,
                            resume=resume, device=device)
-    state = "interrupted at" if result.interrupted else "reached"
-    stdout.print(f"{state} step {result.steps_done} in {result.seconds:.0f} s; checkpoint {result.checkpoint}")
-    stdout.print(f"export: imgan export {TASK} {result.checkpoint} -o {TASK}-{name}.onnx", highlight=False)
+    render_run_result(result, task=TASK, output=f"{TASK}-{name}.onnx")
 
 
 def export_command(checkpoint: Path, output: Path, name: str | None = None, **options):

@@ -26,18 +26,19 @@ norm is applied by the training loop, TrainConfig.spectral_norm).
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
-from typing import Any
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from imgan.config import JsonConfig
+
 PAD_MULTIPLE = 4  # the encoder's total stride
 
 
 @dataclass(frozen=True)
-class InpaintNetConfig:
+class InpaintNetConfig(JsonConfig):
     """width: channels at full resolution (2x at 1/2, 4x at 1/4); dilations: the bottleneck's;
     pyramid_levels: halvings of the push-pull coarse fill (6: blocks of 64 px at the top);
     relax_iterations: smoothing sweeps per pyramid level of that fill."""
@@ -46,19 +47,6 @@ class InpaintNetConfig:
     dilations: tuple[int, ...] = (2, 4, 8, 16)
     pyramid_levels: int = 6
     relax_iterations: int = 12
-
-    def to_dict(self) -> dict[str, Any]:
-        values = asdict(self)
-        values["dilations"] = list(self.dilations)
-        return values
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> InpaintNetConfig:
-        known = {item.name for item in fields(cls)}
-        chosen = {key: value for key, value in values.items() if key in known}
-        if "dilations" in chosen:
-            chosen["dilations"] = tuple(int(d) for d in chosen["dilations"])
-        return cls(**chosen)
 
 
 # Init gain of a gated conv's weights (on He's normal init) that keeps the activations' scale

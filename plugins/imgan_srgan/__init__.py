@@ -71,7 +71,7 @@ def train_command(
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
 ) -> None:
     """Train the ×4 SRResNet (stage srresnet) or SRGAN (stage srgan) through imgan's training loop."""
-    from imgan.cli_support import stdout
+    from imgan.cli_support import render_run_result
 
     from .recipe import train_sr
 
@@ -82,9 +82,7 @@ def train_command(
                       d_channels=d_channels, spectral_norm=spectral_norm, eval_data=eval_data,
                       checkpoint_every=checkpoint_every, threads=threads, workers=workers, seed=seed,
                       resume=resume, device=device)
-    state = "interrupted at" if result.interrupted else "reached"
-    stdout.print(f"{state} step {result.steps_done} in {result.seconds:.0f} s; checkpoint {result.checkpoint}")
-    stdout.print(f"export: imgan export {TASK} {result.checkpoint} -o {stage}-x4.onnx", highlight=False)
+    render_run_result(result, task=TASK, output=f"{TASK}-{stage}-x4.onnx")
 
 
 def export_command(checkpoint: Path, output: Path, name: str | None = None, **options):

@@ -24,17 +24,20 @@ dense -> LeakyReLU -> dense to one raw logit per image.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from imgan.config import JsonConfig
 from imgan.errors import UsageError
 
 
 @dataclass(frozen=True)
-class GeneratorConfig:
+class GeneratorConfig(JsonConfig):
+    refuse_unknown_keys = True  # a card's or checkpoint's generator must rebuild exactly
+
     channels: int = 48  # paper: 64
     blocks: int = 8  # paper: 16
     batch_norm: bool = False  # paper: on; off trains faster and exports simpler (as in EDSR)
@@ -64,25 +67,11 @@ class GeneratorConfig:
         upsampling = sum(1.0 / 2**stage for stage in range(self.upsample_stages))
         return 4 + 2 * self.blocks + 1 + upsampling + (self.tail_kernel // 2) / self.scale
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
 
 @dataclass(frozen=True)
-class DiscriminatorConfig:
+class DiscriminatorConfig(JsonConfig):
     channels: int = 64  # width of the first layer; doubles every two layers up to 8x
     batch_norm: bool = True
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-def _from_dict(cls, values: dict):
-    known = {item.name for item in fields(cls)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise UsageError(f"unknown {cls.__name__} settings: {', '.join(unknown)}")
-    return cls(**values)
 
 
 class ResidualBlock(nn.Module):
@@ -212,4 +201,4 @@ class Discriminator(nn.Module):
 
 def build_generator(model_config: dict) -> SRResNet:
     """The generator a checkpoint's model_config describes ({"generator": {...}, ...})."""
-    return SRResNet(_from_dict(GeneratorConfig, dict(model_config["generator"])))
+    return SRResNet(GeneratorConfig.from_dict(model_config["generator"]))

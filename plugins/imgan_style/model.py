@@ -10,12 +10,14 @@ statistics, so tiles join without seams. Reflection padding everywhere: no dark 
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from imgan.config import JsonConfig
 
 Pair = tuple[Tensor, Tensor | None]  # (image or tile activations, reference activations or None)
 
@@ -24,24 +26,11 @@ EPS = 1e-5
 
 
 @dataclass(frozen=True)
-class StyleNetConfig:
+class StyleNetConfig(JsonConfig):
     """widths: channels at full, 1/2 and 1/4 resolution; residual_blocks run at 1/4 resolution."""
 
     widths: tuple[int, int, int] = (16, 32, 64)
     residual_blocks: int = 4
-
-    def to_dict(self) -> dict[str, Any]:
-        values = asdict(self)
-        values["widths"] = list(self.widths)
-        return values
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> StyleNetConfig:
-        known = {item.name for item in fields(cls)}
-        chosen = {key: value for key, value in values.items() if key in known}
-        if "widths" in chosen:
-            chosen["widths"] = tuple(int(width) for width in chosen["widths"])
-        return cls(**chosen)
 
 
 class ReferenceInstanceNorm(nn.Module):

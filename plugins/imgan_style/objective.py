@@ -11,14 +11,14 @@ layer alone would decide the style, and one style_weight would not suit every pa
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
+from imgan.config import JsonConfig
 from imgan.errors import InputError
 from imgan.train.losses import content_loss, gram_matrix, style_loss, total_variation
 from imgan.train.vgg import VGGFeatures, resolve_vgg_weights
@@ -27,7 +27,7 @@ TERMS = ("style", "content", "tv")
 
 
 @dataclass(frozen=True)
-class StyleSettings:
+class StyleSettings(JsonConfig):
     """What the loss looks at and how much each term counts; recorded in every model card."""
 
     style_layers: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1", "relu3_4")
@@ -39,19 +39,6 @@ class StyleSettings:
 
     def loss_weights(self) -> dict[str, float]:
         return {"style": self.style_weight, "content": self.content_weight, "tv": self.tv_weight}
-
-    def to_dict(self) -> dict[str, Any]:
-        values = asdict(self)
-        values["style_layers"] = list(self.style_layers)
-        return values
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> StyleSettings:
-        known = {item.name for item in fields(cls)}
-        chosen = {key: value for key, value in values.items() if key in known}
-        if "style_layers" in chosen:
-            chosen["style_layers"] = tuple(chosen["style_layers"])
-        return cls(**chosen)
 
 
 def load_painting(path: str | os.PathLike, longest_side: int) -> Tensor:

@@ -89,12 +89,12 @@ def train(
 ) -> None:
     """Train the ConvLSTM frame predictor on Moving MNIST (default) or on your clips (--videos DIR)."""
     options = dict(locals())  # exactly the parameters: nothing is defined before this line
+    from imgan.cli_support import render_run_result
+
     from .recipe import train_video
 
     result = train_video(**options)
-    state = "interrupted at" if result.interrupted else "finished at"
-    typer.echo(f"{state} step {result.steps_done}: {result.checkpoint}\n"
-               f"export: imgan export video {result.checkpoint} -o video-NAME.onnx --name NAME")
+    render_run_result(result, task="video", output="video-NAME.onnx --name NAME")
 
 
 def evaluate(

@@ -15,18 +15,19 @@ The discriminator is a small 3-D convolutional (spatio-temporal) critic over who
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
-from typing import Any
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
+
+from imgan.config import JsonConfig
 
 DOWNSCALE = 4  # two stride-2 convolutions: frame sides must be multiples of 4
 State = list[tuple[Tensor, Tensor]]  # per ConvLSTM layer: (h, c), each (N, hidden, H/4, W/4)
 
 
 @dataclass(frozen=True)
-class VideoNetConfig:
+class VideoNetConfig(JsonConfig):
     """channels: 1 (gray) or 3 (RGB). widths: encoder channels at 1/2 and 1/4 resolution.
     hidden: one ConvLSTM layer per entry, its hidden channels. kernel: the gate convolution's size."""
 
@@ -34,20 +35,6 @@ class VideoNetConfig:
     widths: tuple[int, int] = (32, 64)
     hidden: tuple[int, ...] = (64, 64)
     kernel: int = 3
-
-    def to_dict(self) -> dict[str, Any]:
-        values = asdict(self)
-        values["widths"], values["hidden"] = list(self.widths), list(self.hidden)
-        return values
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> VideoNetConfig:
-        known = {item.name for item in fields(cls)}
-        chosen = {key: value for key, value in values.items() if key in known}
-        for key in ("widths", "hidden"):
-            if key in chosen:
-                chosen[key] = tuple(int(width) for width in chosen[key])
-        return cls(**chosen)
 
 
 class ConvLSTMCell(nn.Module):

@@ -261,7 +261,7 @@ def test_recipe_errors_are_reported(tmp_path):
 def test_config_validation_and_round_trip(tmp_path):
     with pytest.raises(UsageError, match="adversarial must be one of"):
         TrainConfig(run_dir=tmp_path, steps=1, adversarial="relativistic")
-    with pytest.raises(UsageError, match="unknown training settings: colour"):
+    with pytest.raises(UsageError, match="unknown TrainConfig settings: colour"):
         TrainConfig.from_dict({"run_dir": str(tmp_path), "steps": 1, "colour": "red"})
     config = TrainConfig(run_dir=tmp_path, steps=5, betas=[0.0, 0.99], ema_decay=None)
     assert TrainConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
