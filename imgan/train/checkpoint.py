@@ -121,3 +121,97 @@ def generator_from_checkpoint(
     weights = state["generator_ema"] if use_ema else state["generator"]
     load_state_strict(generator, weights, what="generator EMA" if use_ema else "generator", path=path)
     return generator.eval(), checkpoint_metadata(state)
+
+
+# ----------------------------------------------------------------------------------- warm starts
+
+
+def start_state(path: str | Path) -> dict[str, Any]:
+    """What a run may start from: a checkpoint, or an exported .onnx with its model card.
+
+    Shipped weights are ONNX files; a user who wants to fine-tune one (or a later session whose
+    run folders are gone) has no checkpoint. torch.onnx names the initializers after the state
+    dict's keys, so the weights come back by name (see weights_from_onnx). Returned like a
+    checkpoint's metadata: step, seconds and ``card`` (for ONNX) or ``model_config``, plus
+    ``onnx`` or ``generator``/``generator_ema`` for the weights.
+    """
+    path = Path(path)
+    if path.suffix.lower() != ".onnx":
+        return load_checkpoint(path)
+    import json
+
+    card_path = path.with_suffix(".json")
+    if not card_path.is_file():
+        raise TrainingError("an ONNX file to start from needs its model card beside it", path=card_path,
+                            hint="use the .json that `imgan export` wrote, or start from a checkpoint")
+    card = json.loads(card_path.read_text(encoding="utf-8"))
+    return {"task": card.get("task"), "card": card, "onnx": path, "step": int(card.get("steps") or 0),
+            "seconds": float(card.get("training_seconds") or 0.0)}
+
+
+def starting_weights(state: dict[str, Any], module: nn.Module) -> dict[str, torch.Tensor]:
+    """The generator weights of a start_state for `module` (EMA weights when the run kept them)."""
+    if "onnx" in state:
+        return weights_from_onnx(state["onnx"], module)
+    return state["generator_ema"] if state.get("generator_ema") is not None else state["generator"]
+
+
+def weights_from_onnx(path: str | Path, module: nn.Module) -> dict[str, torch.Tensor]:
+    """A state dict for `module` read from the initializers of an ONNX file that torch exported.
+
+    Each key matches the initializer of the same name, or the one unique name ending in
+    ".KEY" (an export wrapper adds a prefix such as "net."). The exporter renames weights it
+    reshapes (a PReLU's (C,) becomes an "onnx::PRelu_N" of shape (C, 1, 1)); those are matched
+    in graph order to the keys left over, size for size. Order is a good guess, not a proof:
+    callers confirm the result with check_onnx_parity.
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    initializers = {item.name: item for item in onnx.load(str(path)).graph.initializer}
+    renamed = [name for name in initializers if name.startswith("onnx::")]
+    found: dict[str, torch.Tensor] = {}
+    left: list[tuple[str, torch.Tensor]] = []
+    for key, tensor in module.state_dict().items():
+        names = [key] if key in initializers else [name for name in initializers if name.endswith("." + key)]
+        if len(names) == 1:
+            found[key] = _onnx_value(numpy_helper.to_array(initializers[names[0]]), tensor, names[0], path)
+        elif tensor.dtype.is_floating_point:
+            left.append((key, tensor))
+        else:  # integer buffers (batch norm's counter) are not exported
+            found[key] = tensor
+    if len(left) != len(renamed):
+        missing = ", ".join(key for key, _ in left[:5])
+        raise TrainingError(f"the ONNX file has no weights for {len(left)} parameters ({missing} ...)", path=path,
+                            hint="start from a checkpoint of the run, or an ONNX file exported by imgan from the "
+                                 "same architecture")
+    for (key, tensor), name in zip(left, renamed):
+        found[key] = _onnx_value(numpy_helper.to_array(initializers[name]), tensor, name, path)
+    return found
+
+
+def _onnx_value(array, like: torch.Tensor, name: str, path: str | Path) -> torch.Tensor:
+    if array.size != like.numel():
+        raise TrainingError(f"the ONNX weight {name!r} has shape {tuple(array.shape)}, the model wants "
+                            f"{tuple(like.shape)}", path=path, hint="the architecture settings differ")
+    return torch.from_numpy(array.copy()).reshape(like.shape).to(like.dtype)
+
+
+def check_onnx_parity(module: nn.Module, path: str | Path, inputs: tuple[torch.Tensor, ...],
+                      tolerance: float = 1e-4) -> float:
+    """Raise unless `module` computes what the ONNX file computes on `inputs`; the max abs difference."""
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    feed = {item.name: value.numpy() for item, value in zip(session.get_inputs(), inputs)}
+    expected = session.run(None, feed)[0]
+    with torch.no_grad():
+        was_training = module.training
+        got = module.eval()(*inputs)
+        module.train(was_training)
+    got = got[0] if isinstance(got, (tuple, list)) else got
+    difference = float(abs(got.numpy() - expected).max())
+    if difference > tolerance:
+        raise TrainingError(f"the weights read from the ONNX file do not reproduce it (max difference "
+                            f"{difference:.2g})", path=path, hint="start from a checkpoint of the run instead")
+    return difference

@@ -54,7 +54,7 @@ def train_command(
     blocks: Annotated[int, typer.Option(min=0, help="Residual blocks (paper: 16).")] = 8,
     batch_norm: Annotated[bool, typer.Option(help="Batch norm in the residual blocks (paper: on).")] = False,
     tail_kernel: Annotated[int, typer.Option(help="Kernel of the last convolution (paper: 9).")] = 3,
-    init_from: Annotated[Optional[Path], typer.Option(help="srgan: checkpoint to start from (default: the srresnet run's latest.pt).")] = None,
+    init_from: Annotated[Optional[Path], typer.Option(help="Checkpoint or exported .onnx (with its card) to start from, e.g. weights/sr-srresnet-x4.onnx to fine-tune it. srgan default: the srresnet run's latest.pt.")] = None,
     vgg_weights: Annotated[Optional[str], typer.Option(help="VGG19 weights for the perceptual loss (default: $IMGAN_VGG19_WEIGHTS, else torchvision's).")] = None,
     perceptual_layers: Annotated[Optional[str], typer.Option(help="VGG19 layers, comma-separated (default: relu5_4 with full weights, else relu2_2).")] = None,
     pixel_weight: Annotated[Optional[float], typer.Option(help="L1 pixel loss weight (default 1).")] = None,

@@ -31,7 +31,8 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from imgan.errors import TrainingError, UsageError
-from imgan.train.checkpoint import LATEST_NAME, generator_from_checkpoint, load_checkpoint, load_state_strict
+from imgan.train.checkpoint import (LATEST_NAME, generator_from_checkpoint, load_checkpoint, load_state_strict,
+                                    check_onnx_parity, start_state, starting_weights)
 from imgan.train.data import ImageFolderCrops, bicubic_downscale
 from imgan.train.export import ExportReport, export_onnx, write_model_card
 from imgan.train.loop import Recipe, TrainConfig, fit
@@ -206,16 +207,22 @@ class SRRecipe(Recipe):
         return described
 
 
-def initial_generator_state(checkpoint: Path, model_config: dict) -> dict[str, Tensor]:
-    """The (EMA if kept) generator weights of a previous run, checked to fit ``model_config``."""
-    state = load_checkpoint(checkpoint)
-    if state.get("task") != TASK or state["model_config"].get("generator") != model_config["generator"]:
+def initial_generator_state(start: Path, model_config: dict) -> dict[str, Tensor]:
+    """The generator weights of a previous run's checkpoint or exported .onnx, checked to fit ``model_config``."""
+    state = start_state(start)
+    theirs = state["card"]["architecture"]["generator"] if "card" in state else state["model_config"].get("generator")
+    if state.get("task") != TASK or theirs != model_config["generator"]:
         raise TrainingError(
-            "the checkpoint to start from has a different generator",
-            path=checkpoint,
-            hint=f"train with its settings: {json.dumps(state['model_config'].get('generator'))}",
+            "the weights to start from have a different generator",
+            path=start,
+            hint=f"train with their settings: {json.dumps(theirs)}",
         )
-    return state["generator_ema"] if state.get("generator_ema") is not None else state["generator"]
+    generator = build_generator(model_config)
+    weights = starting_weights(state, generator)
+    if "onnx" in state:
+        generator.load_state_dict(weights)
+        check_onnx_parity(generator, start, (torch.rand(1, 3, 20, 24),))
+    return weights
 
 
 # ----------------------------------------------------------------------------------- evaluation during training
@@ -353,7 +360,7 @@ def write_recipe_file(run_dir: Path, stage: str, recipe: SRRecipe, config: Train
                    "command": command_line(),
                    "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     if init_from is not None:
-        start = load_checkpoint(init_from)
+        start = start_state(init_from)
         description["init_from"] = {"checkpoint": str(init_from), "step": start["step"],
                                     "seconds": round(start["seconds"], 1)}
     (run_dir / RECIPE_FILE).write_text(json.dumps(description, indent=2) + "\n")

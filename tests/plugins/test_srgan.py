@@ -325,6 +325,34 @@ def test_srgan_stage_starts_from_srresnet_with_perceptual_and_adversarial_terms(
                    channels=8, vgg_weights=str(VGG_FILE), eval_data=None)
 
 
+def test_a_run_can_start_from_exported_onnx_weights(tiny_photos, tmp_path):
+    """Shipped weights are ONNX: fine-tuning one starts from exactly the exported function."""
+    from imgan.train.checkpoint import check_onnx_parity, start_state, starting_weights
+    from imgan_srgan.model import build_generator
+    from imgan_srgan.recipe import export_sr, initial_generator_state
+
+    first = tiny_train(tmp_path / "a", tiny_photos, eval_data=None, channels=4, blocks=2)
+    exported = export_sr(first.checkpoint, tmp_path / "w" / "sr-a.onnx").path
+    model_config = json.loads(exported.with_suffix(".json").read_text())["architecture"]
+    generator = build_generator({"generator": model_config["generator"]})
+    generator.load_state_dict(initial_generator_state(exported, {"generator": model_config["generator"]}))
+    assert check_onnx_parity(generator, exported, (torch.rand(1, 3, 11, 13),)) < 1e-5
+    assert "head.1.weight" in generator.state_dict()  # a PReLU: its weight is renamed by the exporter
+
+    second = tiny_train(tmp_path / "b", tiny_photos, eval_data=None, channels=4, blocks=2, steps=1,
+                        init_from=exported)
+    recipe = json.loads((tmp_path / "b" / "recipe.json").read_text())
+    assert recipe["init_from"]["step"] == 2 and second.steps_done == 1
+
+    wrong = dict(starting_weights(start_state(exported), generator))
+    wrong["head.1.weight"] = torch.ones_like(wrong["head.1.weight"])  # a PReLU read wrongly must be noticed
+    generator.load_state_dict(wrong)
+    with pytest.raises(Exception, match="do not reproduce"):
+        check_onnx_parity(generator, exported, (torch.rand(1, 3, 11, 13),))
+    with pytest.raises(Exception, match="different generator"):
+        initial_generator_state(exported, {"generator": {**model_config["generator"], "channels": 8}})
+
+
 # ------------------------------------------------------------------------------------------ shipped weights
 
 
