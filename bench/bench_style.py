@@ -34,17 +34,12 @@ def median_time(function, runs: int) -> float:
 
 
 def torch_net_from_onnx(weights):
-    """The torch twin of an exported style net: its config from the card, weights from the ONNX initializers."""
-    import onnx
-    import torch
-    from onnx import numpy_helper
-
+    """The torch twin of an exported style net: its config from the card, weights from the ONNX file."""
+    from imgan.train.checkpoint import weights_from_onnx
     from imgan_style.model import build_style_net
 
     net = build_style_net(dict(weights.recipe)["net"]).eval()
-    initializers = {item.name.removeprefix("net."): numpy_helper.to_array(item)
-                    for item in onnx.load(str(weights.file)).graph.initializer}
-    net.load_state_dict({name: torch.from_numpy(initializers[name].copy()) for name in net.state_dict()})
+    net.load_state_dict(weights_from_onnx(weights.file, net))
     return net
 
 

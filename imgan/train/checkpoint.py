@@ -145,8 +145,10 @@ def start_state(path: str | Path) -> dict[str, Any]:
         raise TrainingError("an ONNX file to start from needs its model card beside it", path=card_path,
                             hint="use the .json that `imgan export` wrote, or start from a checkpoint")
     card = json.loads(card_path.read_text(encoding="utf-8"))
-    return {"task": card.get("task"), "card": card, "onnx": path, "step": int(card.get("steps") or 0),
-            "seconds": float(card.get("training_seconds") or 0.0)}
+    recipe = card.get("recipe") if isinstance(card.get("recipe"), dict) else {}
+    steps = card.get("steps") or recipe.get("steps") or 0
+    seconds = card.get("training_seconds") or recipe.get("train_seconds") or 0.0
+    return {"task": card.get("task"), "card": card, "onnx": path, "step": int(steps), "seconds": float(seconds)}
 
 
 def starting_weights(state: dict[str, Any], module: nn.Module) -> dict[str, torch.Tensor]:

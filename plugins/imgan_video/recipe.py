@@ -25,7 +25,8 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from imgan.errors import TrainingError, UsageError
-from imgan.train.checkpoint import LATEST_NAME, generator_from_checkpoint, load_checkpoint
+from imgan.train.checkpoint import (LATEST_NAME, check_onnx_parity, generator_from_checkpoint, load_checkpoint,
+                                    start_state, starting_weights)
 from imgan.train.export import ExportReport, export_onnx
 from imgan.train.loop import RunResult, TrainConfig, fit
 from imgan.train.losses import pixel_loss
@@ -123,8 +124,9 @@ class VideoRecipe:
     task = TASK
 
     def __init__(self, config: VideoNetConfig, make_data, *, context: int, future: int,
-                 loss_weights: dict[str, float], teacher_forcing: float = 0.0):
+                 loss_weights: dict[str, float], teacher_forcing: float = 0.0, init_from: Path | None = None):
         self.net_config = config
+        self.init_from = init_from
         self.model_config = config.to_dict()
         self.make_data = make_data
         self.context, self.future = context, future
@@ -132,7 +134,10 @@ class VideoRecipe:
         self.teacher_forcing = teacher_forcing
 
     def build_generator(self) -> FramePredictor:
-        return FramePredictor(self.net_config)
+        generator = FramePredictor(self.net_config)
+        if self.init_from is not None:
+            load_start(generator, self.init_from)
+        return generator
 
     def build_discriminator(self) -> SequenceCritic:
         return SequenceCritic(self.net_config.channels)
@@ -180,6 +185,21 @@ class VideoRecipe:
         for k in sorted({0, self.future // 2, self.future - 1}):
             panels += [truth[:, k], forecast[:, k]]
         return panels
+
+
+def load_start(generator: FramePredictor, start: Path) -> dict:
+    """Put a previous run's weights (checkpoint, or exported .onnx + card) into `generator`; its step and seconds."""
+    state = start_state(start)
+    theirs = VideoNetConfig.from_dict(state["card"]["model_config"] if "card" in state else state["model_config"])
+    if state.get("task") != TASK or theirs != generator.config:
+        raise TrainingError("the weights to start from have a different model", path=start,
+                            hint=f"train with their settings: {json.dumps(theirs.to_dict())}")
+    generator.load_state_dict(starting_weights(state, generator))
+    if "onnx" in state:
+        hidden = generator.config.hidden
+        states = [torch.rand(1, hidden[i // 2], 8, 8) - 0.5 for i in range(2 * len(hidden))]
+        check_onnx_parity(OneStep(generator), start, (torch.rand(1, generator.config.channels, 32, 32), *states))
+    return {"from": str(start), "step": int(state["step"]), "seconds": round(float(state["seconds"]), 1)}
 
 
 # --------------------------------------------------------------------------- held-out measurement
@@ -246,7 +266,8 @@ def train_video(*, steps: int, videos: Path | None, size: int, gray: bool, mnist
                 future: int, hidden: str, widths: str, kernel: int, batch_size: int, lr: float, l2: float, l1: float,
                 bce: float, context_loss: float, gdl: float, adversarial: float, gan_mode: str, teacher_forcing: float,
                 eval_every: int, eval_sequences: int, name: str | None, run_dir: Path | None, resume: bool,
-                threads: int | None, device: str, seed: int) -> RunResult:
+                threads: int | None, device: str, seed: int, init_from: Path | None = None,
+                lr_schedule: str = "constant") -> RunResult:
     """Train on Moving MNIST (default) or on the clips in `videos`; the options are `imgan train video`'s."""
     from imgan.weights import imgan_home
 
@@ -268,25 +289,35 @@ def train_video(*, steps: int, videos: Path | None, size: int, gray: bool, mnist
     weights = {"l2": l2, "l1": l1, "bce": bce, "context": context_loss if context > 1 else 0.0, "gdl": gdl,
                "adversarial": adversarial}
     recipe = VideoRecipe(net, make_data, context=context, future=future, loss_weights=weights,
-                         teacher_forcing=teacher_forcing)
+                         teacher_forcing=teacher_forcing, init_from=None if resume else init_from)
     if not recipe.loss_weights:
         raise UsageError("every loss weight is 0: nothing to train", hint="e.g. --l2 1")
     # Adam's usual momentum for regression; the GAN one (0.5) only when a critic is trained.
     betas = (0.5, 0.999) if adversarial > 0 else (0.9, 0.999)
     config = TrainConfig(run_dir=run_dir, steps=steps, batch_size=batch_size, lr_g=lr, lr_d=lr, betas=betas,
                          adversarial=gan_mode, device=device, seed=seed, checkpoint_every=eval_every,
-                         sample_every=eval_every, log_every=10, grad_clip=1.0)
+                         sample_every=eval_every, log_every=10, grad_clip=1.0, lr_schedule=lr_schedule)
     measure = None
     if videos is None and eval_sequences > 0:
         held_out = mmnist.fixed_test_set(digits, eval_sequences, length=length)
         measure = lambda checkpoint: measure_checkpoint(checkpoint, held_out, context=context, future=future)  # noqa: E731
-    _save_run_settings(run_dir, {"name": name, "context": context, "future": future, "size": size if videos else 64,
-                                 "data": str(videos) if videos else "moving-mnist"})
+    settings = {"name": name, "context": context, "future": future, "size": size if videos else 64,
+                "data": str(videos) if videos else "moving-mnist"}
+    if resume:  # keep what the run started from
+        settings = {**_run_settings(run_dir), **settings}
+    elif init_from is not None:
+        settings["init_from"] = load_start(FramePredictor(net), init_from)
+    _save_run_settings(run_dir, settings)
     result = train_in_chunks(recipe, config, resume=resume, eval_every=eval_every, measure=measure)
     return result
 
 
 RUN_SETTINGS = "video.json"
+
+
+def _run_settings(run_dir: Path) -> dict:
+    path = run_dir / RUN_SETTINGS
+    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def _save_run_settings(run_dir: Path, settings: dict) -> None:
@@ -303,7 +334,8 @@ def export(checkpoint: Path, output: Path, name: str | None = None) -> ExportRep
     generator, meta = generator_from_checkpoint(checkpoint, build_generator)
     config = generator.config
     run_dir = Path(checkpoint).parent
-    settings = json.loads((run_dir / RUN_SETTINGS).read_text()) if (run_dir / RUN_SETTINGS).is_file() else {}
+    settings = _run_settings(run_dir)
+    start = settings.get("init_from") or {}
     names = state_names(config)
     axes = {"frame": {0: "batch", 2: "height", 3: "width"}, "next_frame": {0: "batch", 2: "height", 3: "width"}}
     for state in names:
@@ -336,7 +368,9 @@ def export(checkpoint: Path, output: Path, name: str | None = None) -> ExportRep
         "state_names": names,
         "model_config": config.to_dict(),
         "recipe": {"data": settings.get("data", "moving-mnist"), "steps": meta["step"],
-                   "train_seconds": round(meta["seconds"], 1), "train_config": meta["train_config"]},
+                   "train_seconds": round(meta["seconds"] + start.get("seconds", 0.0), 1),
+                   "train_config": meta["train_config"],
+                   **({"init_from": {"weights": Path(start["from"]).name, "step": start["step"]}} if start else {})},
         "metrics": {"heldout_during_training": evals[-1]} if evals else {},
     }
     return export_onnx(OneStep(generator), example(1, size, size), output, input_names=["frame", *names],

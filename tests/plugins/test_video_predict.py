@@ -195,6 +195,27 @@ def test_export_writes_a_step_model_with_its_card(trained):
     assert model.channels == 1 and model.state_channels == [8, 8, 6, 6]
 
 
+def test_training_can_start_from_the_exported_onnx(trained, tmp_path):
+    """Fine-tuning shipped weights: the first checkpoint of the new run continues from them."""
+    from imgan.train.checkpoint import generator_from_checkpoint
+
+    checkpoint, onnx_path, mnist_file = trained
+    options = dict(videos=None, size=64, gray=True, mnist=mnist_file, context=3, future=3, hidden="8,6",
+                   widths="4,8", kernel=3, batch_size=2, lr=1e-9, l2=1.0, l1=0.0, bce=0.0, context_loss=0.0, gdl=0.0,
+                   adversarial=0.0, gan_mode="lsgan", teacher_forcing=0.0, eval_every=1, eval_sequences=0,
+                   name="warm", resume=False, threads=None, device="cpu", seed=0)
+    result = train_video(steps=1, run_dir=tmp_path / "warm", init_from=onnx_path, lr_schedule="cosine", **options)
+    before, _ = generator_from_checkpoint(checkpoint, build_generator)
+    after, _ = generator_from_checkpoint(result.checkpoint, build_generator, ema=False)
+    for key, value in before.state_dict().items():
+        assert torch.allclose(after.state_dict()[key], value, atol=1e-5), key  # lr 1e-9: one step moves nothing
+    card = json.loads(export(result.checkpoint, tmp_path / "video-warm.onnx", "warm").card_path.read_text())
+    assert card["recipe"]["init_from"] == {"weights": "video-tiny.onnx", "step": 2}
+    assert card["recipe"]["train_config"]["lr_schedule"] == "cosine"
+    with pytest.raises(Exception, match="different model"):
+        train_video(steps=1, run_dir=tmp_path / "other", init_from=onnx_path, **{**options, "hidden": "8,8"})
+
+
 def test_onnx_single_step_rollout_equals_pytorch_rollout(trained):
     from imgan.train.checkpoint import generator_from_checkpoint
 
