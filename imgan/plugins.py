@@ -9,12 +9,12 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass, field
-from importlib import metadata
 from typing import Any, Callable
 
 import pluggy
 
 from . import hookspecs
+from .entry_points import EntryPoint, entry_points
 from .errors import ImganError
 from .tasks import Task, TaskRegistry
 
@@ -50,10 +50,8 @@ def _names_from_env(variable: str) -> set[str] | None:
     return {name.strip() for name in raw.split(",") if name.strip()}
 
 
-def _is_wanted(entry_point: metadata.EntryPoint) -> bool:
-    names = {entry_point.name}
-    if entry_point.dist is not None:
-        names.add(entry_point.dist.name)
+def _is_wanted(entry_point: EntryPoint) -> bool:
+    names = {entry_point.name, entry_point.dist}
     allow = _names_from_env("IMGAN_LOAD_PLUGINS")
     deny = _names_from_env("IMGAN_DISABLE_PLUGINS") or set()
     if allow is not None and not names & allow:
@@ -68,7 +66,7 @@ def _warn(state: PluginState, text: str) -> None:
 
 def _load_entry_points(state: PluginState) -> None:
     seen: set[str] = set()
-    for entry_point in metadata.entry_points(group=ENTRY_POINT_GROUP):
+    for entry_point in entry_points(ENTRY_POINT_GROUP):
         # The same distribution can be on sys.path twice (editable + wheel): first one wins.
         if entry_point.name in seen or not _is_wanted(entry_point):
             continue
@@ -79,10 +77,9 @@ def _load_entry_points(state: PluginState) -> None:
         except Exception as exc:  # a broken third-party plugin must not kill the CLI
             _warn(state, f"plugin {entry_point.name!r} failed to load and was skipped: {exc}")
             continue
-        dist = entry_point.dist
         state.infos[entry_point.name] = PluginInfo(
             name=entry_point.name,
-            version=dist.version if dist is not None else "?",
+            version=entry_point.version,
             module=entry_point.value,
         )
 

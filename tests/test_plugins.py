@@ -222,3 +222,27 @@ def test_builtin_tasks_survive_their_submodules_being_imported_first():
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report == {"bad": [], "exit": 0}
+
+
+def test_entry_point_reader_follows_sys_path_order_and_reads_versions(tmp_path, monkeypatch):
+    from imgan.entry_points import entry_points
+
+    first, second = tmp_path / "first", tmp_path / "second"
+    for site, version in ((first, "2.0"), (second, "1.0")):
+        info = site / f"imgan_dup-{version}.dist-info"
+        info.mkdir(parents=True)
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: imgan-dup\nVersion: {version}\n\nVersion: body\n")
+        (info / "entry_points.txt").write_text("[imgan]\nDup = imgan_dup.hooks:Plugin.hooks\n[other]\nx = y\n")
+    egg = second / "imgan_egg.egg-info"
+    egg.mkdir()
+    (egg / "entry_points.txt").write_text("[imgan]\negg = json\n")
+    (egg / "PKG-INFO").write_text("Metadata-Version: 1.0\nName: imgan_egg\nVersion: 0.5\n")
+    broken = second / "imgan_bad-1.dist-info"
+    broken.mkdir()
+    (broken / "entry_points.txt").write_text("[imgan\nnot ini at all")
+    monkeypatch.setattr(sys, "path", [str(first), str(tmp_path / "missing"), str(second)])
+
+    found = {point.name: point for point in entry_points("imgan")}
+    assert sorted(found) == ["Dup", "egg"]  # the second imgan_dup is shadowed; the broken file is skipped
+    assert found["Dup"].value == "imgan_dup.hooks:Plugin.hooks" and found["Dup"].version == "2.0"
+    assert found["egg"].version == "0.5" and found["egg"].load() is json
