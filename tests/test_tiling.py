@@ -302,7 +302,8 @@ def test_auto_tile_size_fits_the_budget():
         tile = auto_tile_size(4000, 3000, scale=scale, memory_budget_bytes=budget)
         assert 128 <= tile <= 1024 and tile % 32 == 0
         assert tile_memory_bytes(tile, scale=scale) <= budget
-        assert tile == 1024 or tile_memory_bytes(tile + 32, scale=scale) > budget  # the largest that fits
+        largest = max(t for t in range(128, 1025, 32) if tile_memory_bytes(t, scale=scale) <= budget)
+        assert [-(-side // tile) for side in (4000, 3000)] == [-(-side // largest) for side in (4000, 3000)]
     assert auto_tile_size(4000, 3000, scale=4) < auto_tile_size(4000, 3000, scale=1)
 
 
@@ -312,5 +313,7 @@ def test_auto_tile_size_limits():
     assert auto_tile_size(100, 60, scale=1, memory_budget_bytes=1 << 40) == 128  # the image needs no more
     assert auto_tile_size(300, 200, scale=1, memory_budget_bytes=1 << 40) == 320
     assert auto_tile_size(8000, 8000, scale=2, multiple=48) % 96 == 0
+    assert auto_tile_size(384, 384, scale=4, memory_budget_bytes=tile_memory_bytes(300, scale=4)) == 192  # 2 even tiles
+    assert auto_tile_size(1000, 200, scale=1, memory_budget_bytes=tile_memory_bytes(600, scale=1)) == 512
     batched = auto_tile_size(8000, 8000, scale=2, batch=4)
     assert batched < auto_tile_size(8000, 8000, scale=2)

@@ -57,8 +57,13 @@ def tile_memory_bytes(tile: int, *, scale: int, channels: int = 3, overlap: int 
 
 def auto_tile_size(height: int, width: int, *, scale: int, channels: int = 3, overlap: int = 16,
                    multiple: int = 1, batch: int = 1, memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET) -> int:
-    """The largest tile edge (a multiple of 32 and of `multiple`, within 128..1024) whose batch
-    fits the memory budget; 128 if none does. Never larger than the image needs."""
+    """A tile edge (a multiple of 32 and of `multiple`, within 128..1024) whose batch fits the
+    memory budget (128 if none does), never larger than the image needs.
+
+    Balanced: the largest fitting edge fixes how many tiles each axis needs, then the edge shrinks
+    to split the image evenly into that many. A 384-px image under a 288-px limit becomes two
+    192-px tiles, not 288 + 96, which would pay the overlap on a mostly empty second tile.
+    """
     step = math.lcm(_AUTO_TILE_STEP, max(1, multiple))
     smallest = _round_up(_AUTO_TILE_RANGE[0], step)
     largest = max(smallest, _AUTO_TILE_RANGE[1] // step * step)
@@ -67,7 +72,9 @@ def auto_tile_size(height: int, width: int, *, scale: int, channels: int = 3, ov
         if tile_memory_bytes(tile, scale=scale, channels=channels, overlap=overlap, batch=batch) <= memory_budget_bytes:
             chosen = tile
     # A tile beyond the image buys nothing: the whole image already goes through in one pass.
-    return min(chosen, max(smallest, _round_up(max(height, width), step)))
+    chosen = min(chosen, max(smallest, _round_up(max(height, width), step)))
+    balanced = max(_round_up(-(-size // -(-size // chosen)), step) for size in (height, width))
+    return max(smallest, min(chosen, balanced))
 
 
 def tiled_apply(model: Model, image: np.ndarray, *, scale: int = 1, tile: int = 256, overlap: int = 16,
