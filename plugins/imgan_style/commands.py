@@ -128,12 +128,16 @@ def eval_command(
     json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Per style: style and content loss of the fast net vs a 300-step optimisation on unseen photos."""
-    from imgan.cli_support import print_json, stdout
+    from imgan.cli_support import print_json, stderr, stdout
 
     from .evaluate import default_test_photos, evaluate_styles
 
+    def report(row: dict) -> None:
+        stderr.print(f"{row['style']} {row['photo']}: fast/optimised total {row['total_ratio']:.2f} "
+                     f"({row['fast_seconds']:.2f} s vs {row['optimised_seconds']:.0f} s)", highlight=False)
+
     rows = evaluate_styles(styles=style, data=data or default_test_photos(), images=images, size=size, steps=steps,
-                           styles_dir=styles_dir, vgg_weights=vgg_weights, threads=threads)
+                           styles_dir=styles_dir, vgg_weights=vgg_weights, threads=threads, on_row=report)
     if json:
         return print_json(rows)
     from rich.table import Table

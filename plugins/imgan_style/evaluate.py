@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -69,7 +70,8 @@ def _scored(objective: StyleObjective, output: torch.Tensor, photo: torch.Tensor
 
 
 def evaluate_style(weights: Weights, photos: list[Path], *, size: int = 256, steps: int = 300,
-                   styles_dir: Path | None = None, vgg_weights: str | None = None) -> list[dict]:
+                   styles_dir: Path | None = None, vgg_weights: str | None = None,
+                   on_row: Callable[[dict], None] | None = None) -> list[dict]:
     from imgan.runtime.session import load_model
 
     settings = settings_of(weights)
@@ -94,12 +96,16 @@ def evaluate_style(weights: Weights, photos: list[Path], *, size: int = 256, ste
             "style_ratio": fast_scores["style"] / optimised_scores["style"],
             "fast_seconds": round(fast_seconds, 3), "optimised_seconds": round(optimised_seconds, 1),
         })
+        if on_row is not None:
+            on_row(rows[-1])
     return rows
 
 
 def evaluate_styles(*, styles: list[str] | None, data: Path, images: int = 2, size: int = 256, steps: int = 300,
                     styles_dir: Path | None = None, vgg_weights: str | None = None,
-                    threads: int | None = None) -> list[dict]:
+                    threads: int | None = None, on_row: Callable[[dict], None] | None = None) -> list[dict]:
+    """Every row of every chosen style; `on_row` sees each as it is measured (an optimisation
+    takes minutes on a CPU, so a caller can show progress)."""
     from imgan.train.data import list_images
 
     if threads:
@@ -111,4 +117,5 @@ def evaluate_styles(*, styles: list[str] | None, data: Path, images: int = 2, si
         raise UsageError(f"unknown style {', '.join(unknown)}", hint=f"available: {', '.join(sorted(available))}")
     photos = list_images(data)[:images]
     return [row for name in chosen for row in evaluate_style(available[name], photos, size=size, steps=steps,
-                                                             styles_dir=styles_dir, vgg_weights=vgg_weights)]
+                                                             styles_dir=styles_dir, vgg_weights=vgg_weights,
+                                                             on_row=on_row)]

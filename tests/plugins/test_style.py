@@ -372,6 +372,24 @@ def test_train_command_adds_a_style_the_catalogue_finds(tmp_path, isolated_home)
     assert weights.metrics["final_losses"]["style"] > 0
 
 
+@needs_vgg
+def test_eval_compares_the_fast_net_with_an_optimisation_and_reports_each_row(tiny_style, tmp_path, monkeypatch):
+    from imgan_style.evaluate import evaluate_styles
+
+    monkeypatch.setenv("IMGAN_VGG19_WEIGHTS", str(VGG_FILE))
+    photos = tmp_path / "test_photos"
+    save_png(photos / "a.png", gradient_image(44, 60, seed=5))
+    seen = []
+    rows = evaluate_styles(styles=["tiny"], data=photos, images=1, size=48, steps=3, on_row=seen.append)
+    assert seen == rows and len(rows) == 1
+    row = rows[0]
+    assert row["style"] == "tiny" and row["photo"] == "a.png" and row["size"] == [32, 48]
+    assert row["total_ratio"] == pytest.approx(row["fast"]["total"] / row["optimised"]["total"])
+    assert row["optimised"]["total"] < row["fast"]["total"]  # an untrained net is far from the optimum
+    with pytest.raises(Exception, match="unknown style nope"):
+        evaluate_styles(styles=["nope"], data=photos)
+
+
 # ---------------------------------------------------------------------------------------- shipped weights
 
 
