@@ -429,6 +429,21 @@ def test_eval_command_prints_json_and_writes_a_sheet(tmp_path, tiny_weights):
     assert sheet.shape[1] == 4 * inpaint_eval.SHEET_CELL and sheet.shape[0] > 3 * inpaint_eval.SHEET_CELL
 
 
+def test_shipped_model_beats_telea_on_unseen_photos(shared_assets):
+    """A real, small quality check: 12 irregular_dev pairs (2 per band) on BSDS500 test photos."""
+    from imgan.weights import resolve_weights
+    from imgan_inpaint.infer import inpainter_for_weights
+
+    images = inpaint_eval.list_image_files(shared_assets / "photos" / "bsds500" / "test", "photos")
+    masks = inpaint_eval.list_image_files(shared_assets / "masks" / "irregular_dev", "masks")
+    pairs = inpaint_eval.evaluation_pairs(images, masks, limit=12)
+    inpainter = inpainter_for_weights(resolve_weights("inpaint", None, "gated"), device="cpu")
+    results = inpaint_eval.evaluate_pairs(pairs, inpainter)
+    model = np.mean([result.scores["model"]["psnr"] for result in results])
+    telea = np.mean([result.scores["telea"]["psnr"] for result in results])
+    assert len(results) == 12 and model > telea + 0.3
+
+
 def test_inference_modules_do_not_import_torch():
     import subprocess
 
