@@ -16,6 +16,8 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH_PINS)
 	$(PY) -m pip install -q -e '.[train,test]'
+	@# Bytecode now, as a wheel install does: with PYTHONDONTWRITEBYTECODE set, every start would compile.
+	$(PY) -m compileall -q imgan plugins > /dev/null
 	touch $@
 
 demo: venv
