@@ -67,7 +67,7 @@ def _warn(state: PluginState, text: str) -> None:
 def _load_entry_points(state: PluginState) -> None:
     seen: set[str] = set()
     for entry_point in entry_points(ENTRY_POINT_GROUP):
-        # The same distribution can be on sys.path twice (editable + wheel): first one wins.
+        # entry_points() already keeps the first of each distribution; this keeps the first of each name.
         if entry_point.name in seen or not _is_wanted(entry_point):
             continue
         seen.add(entry_point.name)

@@ -202,18 +202,13 @@ def _onnx_value(array, like: torch.Tensor, name: str, path: str | Path) -> torch
 def check_onnx_parity(module: nn.Module, path: str | Path, inputs: tuple[torch.Tensor, ...],
                       tolerance: float = 1e-4) -> float:
     """Raise unless `module` computes what the ONNX file computes on `inputs`; the max abs difference."""
-    import onnxruntime
+    from imgan.train.export import _torch_outputs, ort_parity
 
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    feed = {item.name: value.numpy() for item, value in zip(session.get_inputs(), inputs)}
-    expected = session.run(None, feed)[0]
-    with torch.no_grad():
-        was_training = module.training
-        got = module.eval()(*inputs)
-        module.train(was_training)
-    got = got[0] if isinstance(got, (tuple, list)) else got
-    difference = float(abs(got.numpy() - expected).max())
-    if difference > tolerance:
-        raise TrainingError(f"the weights read from the ONNX file do not reproduce it (max difference "
-                            f"{difference:.2g})", path=path, hint="start from a checkpoint of the run instead")
-    return difference
+    was_training = module.training
+    expected = _torch_outputs(module.eval(), inputs)
+    module.train(was_training)
+    try:
+        return ort_parity(Path(path), None, [inputs], [expected], tolerance, Path(path))
+    except TrainingError as error:
+        raise TrainingError(f"the weights read from the ONNX file do not reproduce it: {error.message}",
+                            path=path, hint="start from a checkpoint of the run instead") from None

@@ -84,11 +84,11 @@ def export_onnx(
     def export_checked(temp: Path) -> None:  # a file that fails a check never reaches its final name
         _torch_export(frozen, cases[0], temp, input_names, output_names, axes, opset)
         _check_model(temp, final)
-        parity["fp32"] = _parity(temp, input_names, cases, expected, tolerance, final)
+        parity["fp32"] = ort_parity(temp, input_names, cases, expected, tolerance, final)
 
     def convert_checked(temp: Path) -> None:
         _convert_to_fp16(final, temp)
-        parity["fp16"] = _parity(temp, input_names, cases, expected, fp16_tolerance, fp16_final)
+        parity["fp16"] = ort_parity(temp, input_names, cases, expected, fp16_tolerance, fp16_final)
 
     atomic_write(final, export_checked, overwrite=True)
     if fp16_final is not None:
@@ -177,18 +177,20 @@ def _check_model(onnx_path: Path, reported_path: Path) -> None:
         raise TrainingError(f"exported ONNX model is invalid: {exc}", path=reported_path) from None
 
 
-def _parity(
+def ort_parity(
     onnx_path: Path,
-    input_names: Sequence[str],
+    input_names: Sequence[str] | None,
     cases: list[tuple[Tensor, ...]],
     expected: list[list[np.ndarray]],
     tolerance: float,
     reported_path: Path,
 ) -> float:
-    """Largest |ORT - torch| over all cases and outputs; TrainingError beyond ``tolerance``."""
+    """Largest |ORT - torch| over all cases and outputs; TrainingError beyond ``tolerance``.
+    ``input_names`` None: the file's own inputs, in order."""
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    input_names = input_names or [item.name for item in session.get_inputs()]
     worst = 0.0
     for inputs, wanted in zip(cases, expected):
         shape = "x".join(str(side) for side in inputs[0].shape)

@@ -124,9 +124,10 @@ class VideoRecipe:
     task = TASK
 
     def __init__(self, config: VideoNetConfig, make_data, *, context: int, future: int,
-                 loss_weights: dict[str, float], teacher_forcing: float = 0.0, init_from: Path | None = None):
+                 loss_weights: dict[str, float], teacher_forcing: float = 0.0,
+                 initial_weights: dict[str, Tensor] | None = None):
         self.net_config = config
-        self.init_from = init_from
+        self.initial_weights = initial_weights  # a warm start's state dict (see load_start)
         self.model_config = config.to_dict()
         self.make_data = make_data
         self.context, self.future = context, future
@@ -135,8 +136,8 @@ class VideoRecipe:
 
     def build_generator(self) -> FramePredictor:
         generator = FramePredictor(self.net_config)
-        if self.init_from is not None:
-            load_start(generator, self.init_from)
+        if self.initial_weights is not None:
+            generator.load_state_dict(self.initial_weights)
         return generator
 
     def build_discriminator(self) -> SequenceCritic:
@@ -288,8 +289,17 @@ def train_video(*, steps: int, videos: Path | None, size: int, gray: bool, mnist
         make_data = lambda: MovingMnist(digits, length)  # noqa: E731
     weights = {"l2": l2, "l1": l1, "bce": bce, "context": context_loss if context > 1 else 0.0, "gdl": gdl,
                "adversarial": adversarial}
+    settings = {"name": name, "context": context, "future": future, "size": size if videos else 64,
+                "data": str(videos) if videos else "moving-mnist"}
+    initial_weights = None
+    if resume:  # keep what the run started from
+        settings = {**_run_settings(run_dir), **settings}
+    elif init_from is not None:  # read and checked once, not again for every chunk of train_in_chunks
+        start = FramePredictor(net)
+        settings["init_from"] = load_start(start, init_from)
+        initial_weights = start.state_dict()
     recipe = VideoRecipe(net, make_data, context=context, future=future, loss_weights=weights,
-                         teacher_forcing=teacher_forcing, init_from=None if resume else init_from)
+                         teacher_forcing=teacher_forcing, initial_weights=initial_weights)
     if not recipe.loss_weights:
         raise UsageError("every loss weight is 0: nothing to train", hint="e.g. --l2 1")
     # Adam's usual momentum for regression; the GAN one (0.5) only when a critic is trained.
@@ -301,12 +311,6 @@ def train_video(*, steps: int, videos: Path | None, size: int, gray: bool, mnist
     if videos is None and eval_sequences > 0:
         held_out = mmnist.fixed_test_set(digits, eval_sequences, length=length)
         measure = lambda checkpoint: measure_checkpoint(checkpoint, held_out, context=context, future=future)  # noqa: E731
-    settings = {"name": name, "context": context, "future": future, "size": size if videos else 64,
-                "data": str(videos) if videos else "moving-mnist"}
-    if resume:  # keep what the run started from
-        settings = {**_run_settings(run_dir), **settings}
-    elif init_from is not None:
-        settings["init_from"] = load_start(FramePredictor(net), init_from)
     _save_run_settings(run_dir, settings)
     result = train_in_chunks(recipe, config, resume=resume, eval_every=eval_every, measure=measure)
     return result
