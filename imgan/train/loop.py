@@ -198,8 +198,12 @@ def fit(
     resume: bool = False,
     progress: bool = True,
     on_log: Callable[[dict], None] | None = None,
+    pause_at: int | None = None,
 ) -> RunResult:
     """Train `recipe` for config.steps steps (in total) and return where the result is.
+
+    `pause_at` stops (with a checkpoint) after that step, to measure the run before resuming it;
+    the learning-rate schedule still spans config.steps.
 
     `resume=True` continues run_dir/latest.pt (TrainingError if absent or for another task or
     model_config); without it, a run_dir that already holds a checkpoint is an OutputError.
@@ -208,7 +212,8 @@ def fit(
     """
     cluster, device = _join_cluster(config.device)
     try:
-        return _fit(recipe, config, cluster, device, resume=resume, progress=progress, on_log=on_log)
+        return _fit(recipe, config, cluster, device, resume=resume, progress=progress, on_log=on_log,
+                    pause_at=pause_at)
     finally:
         _leave_cluster(cluster)
 
@@ -286,7 +291,7 @@ class _Run:
             _write_sample(path, self.recipe, self.parts, self.sample_batch, self.config.seed)
 
 
-def _fit(recipe, config, cluster, device, *, resume, progress, on_log) -> RunResult:
+def _fit(recipe, config, cluster, device, *, resume, progress, on_log, pause_at) -> RunResult:
     started = time.perf_counter()
     run = _start_run(recipe, config, cluster, device, resume)
     dataset = recipe.make_dataset()
@@ -299,7 +304,7 @@ def _fit(recipe, config, cluster, device, *, resume, progress, on_log) -> RunRes
     session_start, earlier_seconds = time.perf_counter(), run.at.seconds
     with _progress_display(progress and cluster.is_main, config.steps, run.at.step) as display, _graceful_sigint() as stop:
         try:
-            while run.at.step < config.steps:
+            while run.at.step < min(config.steps, pause_at or config.steps):
                 step = run.at.step + 1
                 epoch, position, batch = next(batches)
                 seed_everything(_derive_seed(config.seed, "step", step, cluster.rank))

@@ -68,6 +68,7 @@ def train(
     hidden: Annotated[str, typer.Option(help="ConvLSTM layers' hidden channels, e.g. 64,64.")] = "64,64",
     widths: Annotated[str, typer.Option(help="Encoder channels at 1/2 and 1/4 resolution.")] = "32,64",
     kernel: Annotated[int, typer.Option(min=1, help="ConvLSTM gate kernel size (odd).")] = 3,
+    motion_kernel: Annotated[int, typer.Option(min=0, help="0: draw every pixel; k (odd): move the last frame's pixels by up to k // 2 with a predicted per-pixel kernel (sharper, faster to learn).")] = 0,
     batch_size: Annotated[int, typer.Option(min=1)] = 4,
     lr: Annotated[float, typer.Option(help="Adam learning rate (generator and critic).")] = 1e-3,
     lr_schedule: Annotated[str, typer.Option(help="constant, or cosine (decays to 10 % at --steps; for a refining run).")] = "constant",

@@ -2,8 +2,12 @@
 
     frame (N,C,H,W) -> encoder: 2 strided convs (H/4, W/4)
                     -> ConvLSTM layers (Shi et al. 2015), each with its own (h, c) state
-                    -> decoder: 2 transposed convs (H, W) over all layers' h -> sigmoid
-                    -> the next frame (N,C,H,W) in [0, 1]
+                    -> decoder: 2 transposed convs (H, W) over all layers' h
+                    -> the next frame (N,C,H,W) in [0, 1], drawn (sigmoid) or, with
+                       motion_kernel k > 0, mostly moved: per pixel a k-tap softmax kernel along
+                       x, then one along y, over the input frame (a dynamic filter, after
+                       De Brabandere et al. 2016 and Finn et al. 2016),
+                       blended by a predicted mask with drawn pixels for what is new
 
 A clip is rolled out one frame at a time: the context frames go in one by one (each step also
 predicts the frame after it), then each prediction is fed back in as the next input. `step` is
@@ -29,12 +33,15 @@ State = list[tuple[Tensor, Tensor]]  # per ConvLSTM layer: (h, c), each (N, hidd
 @dataclass(frozen=True)
 class VideoNetConfig(JsonConfig):
     """channels: 1 (gray) or 3 (RGB). widths: encoder channels at 1/2 and 1/4 resolution.
-    hidden: one ConvLSTM layer per entry, its hidden channels. kernel: the gate convolution's size."""
+    hidden: one ConvLSTM layer per entry, its hidden channels. kernel: the gate convolution's size.
+    motion_kernel: 0 draws every pixel; k > 0 (odd) moves the input frame's pixels by up to k // 2
+    with a predicted per-pixel kernel, which keeps digits sharp and in place where drawing blurs."""
 
     channels: int = 1
     widths: tuple[int, int] = (32, 64)
     hidden: tuple[int, ...] = (64, 64)
     kernel: int = 3
+    motion_kernel: int = 0
 
 
 class ConvLSTMCell(nn.Module):
@@ -82,10 +89,24 @@ class FramePredictor(nn.Module):
         self.cells = nn.ModuleList(ConvLSTMCell(c_in, c_h, config.kernel) for c_in, c_h in zip(inputs, config.hidden))
         # The decoder reads every layer's h (as Shi et al.'s forecaster does): lower layers keep
         # the appearance, upper ones the motion.
+        k = config.motion_kernel
+        outputs = config.channels + (2 * k + 1 if k else 0)  # drawn logits [, mask logit, kx logits, ky logits]
         self.decoder = nn.Sequential(
             nn.ConvTranspose2d(sum(config.hidden), w1, 4, stride=2, padding=1), act(),  # (N, w1, H/2, W/2)
-            nn.ConvTranspose2d(w1, config.channels, 4, stride=2, padding=1),  # (N, C, H, W) logits
+            nn.ConvTranspose2d(w1, outputs, 4, stride=2, padding=1),  # (N, outputs, H, W)
         )
+        if k:
+            if k % 2 == 0:
+                raise ValueError(f"motion_kernel must be odd, got {k}")
+            # One-hot kernels: convolutions that stack the k shifted copies of a frame along x, and
+            # along y. Rebuilt, not stored: they are the same for every model with this k.
+            taps = torch.eye(k)
+            self.register_buffer("shifts_x", taps.reshape(k, 1, 1, k), persistent=False)
+            self.register_buffer("shifts_y", taps.reshape(k, 1, k, 1), persistent=False)
+            with torch.no_grad():
+                # start near "copy the input frame": the centre taps lead
+                first = config.channels + 1
+                self.decoder[-1].bias[[first + k // 2, first + k + k // 2]] += 3.0
 
     def zero_states(self, frame: Tensor) -> State:
         """All-zero (h, c) per layer for frames like `frame` (N,C,H,W)."""
@@ -103,7 +124,28 @@ class FramePredictor(nn.Module):
             new_states.append((h, c))
             x = h
         out = self.decoder(torch.cat([h for h, _ in new_states], dim=1))
-        return torch.sigmoid(out), new_states
+        channels = self.config.channels
+        drawn = torch.sigmoid(out[:, :channels])
+        if not self.config.motion_kernel:
+            return drawn, new_states
+        k = self.config.motion_kernel
+        mask = torch.sigmoid(out[:, channels : channels + 1])  # (N, 1, H, W): 1 = moved pixel
+        along_x = torch.softmax(out[:, channels + 1 : channels + 1 + k], dim=1)
+        along_y = torch.softmax(out[:, channels + 1 + k :], dim=1)
+        moved = self._filter(self._filter(frame, along_x, self.shifts_x), along_y, self.shifts_y)
+        return mask * moved + (1 - mask) * drawn, new_states
+
+    @staticmethod
+    def _filter(frame: Tensor, weights: Tensor, shifts: Tensor) -> Tensor:
+        """frame (N,C,H,W), weights (N,k,H,W) summing to 1 per pixel -> each pixel the weighted mean of
+        its k neighbours along one axis. A translation is an x pass then a y pass, so two 1-D passes
+        of k taps do what one k x k kernel would, at 2k instead of k*k products per pixel."""
+        batch, channels, height, width = frame.shape
+        k = shifts.shape[0]
+        planes = frame.reshape(batch * channels, 1, height, width)
+        padding = (shifts.shape[2] // 2, shifts.shape[3] // 2)
+        shifted = nn.functional.conv2d(planes, shifts, padding=padding).reshape(batch, channels, k, height, width)
+        return (shifted * weights.unsqueeze(1)).sum(dim=2)
 
     def forward(self, context: Tensor, future: int, *, truth: Tensor | None = None,
                 teacher_forcing: float = 0.0) -> Tensor:

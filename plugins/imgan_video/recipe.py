@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -230,7 +229,7 @@ def train_in_chunks(recipe: VideoRecipe, config: TrainConfig, *, resume: bool, e
     result = None
     while result is None or done < config.steps:
         target = min(config.steps, (done // eval_every + 1) * eval_every)
-        result = fit(recipe, replace(config, steps=target), resume=resume or done > 0, progress=sys.stderr.isatty())
+        result = fit(recipe, config, resume=resume or done > 0, progress=sys.stderr.isatty(), pause_at=target)
         done = result.steps_done
         if result.interrupted:
             break
@@ -268,7 +267,7 @@ def train_video(*, steps: int, videos: Path | None, size: int, gray: bool, mnist
                 bce: float, context_loss: float, gdl: float, adversarial: float, gan_mode: str, teacher_forcing: float,
                 eval_every: int, eval_sequences: int, name: str | None, run_dir: Path | None, resume: bool,
                 threads: int | None, device: str, seed: int, init_from: Path | None = None,
-                lr_schedule: str = "constant") -> RunResult:
+                lr_schedule: str = "constant", motion_kernel: int = 0) -> RunResult:
     """Train on Moving MNIST (default) or on the clips in `videos`; the options are `imgan train video`'s."""
     from imgan.weights import imgan_home
 
@@ -280,7 +279,10 @@ def train_video(*, steps: int, videos: Path | None, size: int, gray: bool, mnist
     encoder_widths = _widths(widths, "--widths")
     if len(encoder_widths) != 2:
         raise UsageError("--widths takes two numbers (channels at 1/2 and 1/4 resolution)", hint="e.g. --widths 32,64")
-    net = VideoNetConfig(channels=channels, widths=encoder_widths, hidden=_widths(hidden, "--hidden"), kernel=kernel)
+    if motion_kernel and motion_kernel % 2 == 0:
+        raise UsageError(f"--motion-kernel must be odd, got {motion_kernel}", hint="e.g. --motion-kernel 9")
+    net = VideoNetConfig(channels=channels, widths=encoder_widths, hidden=_widths(hidden, "--hidden"), kernel=kernel,
+                         motion_kernel=motion_kernel)
     length = context + future
     if videos is not None:
         make_data = lambda: ClipWindows(videos, size=size, channels=channels, length=length)  # noqa: E731

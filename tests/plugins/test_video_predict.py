@@ -9,7 +9,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from imgan.errors import InputError  # noqa: E402
+from imgan.errors import InputError, UsageError  # noqa: E402
 from imgan.io.video import probe_video, write_video  # noqa: E402
 from imgan_video import mmnist  # noqa: E402
 from imgan_video.evaluate import baseline_predictions, evaluate_mmnist, frame_errors  # noqa: E402
@@ -166,6 +166,71 @@ def test_clip_windows_and_training_on_rgb_clips(tmp_path):
     result = train_video(**options)
     state = torch.load(result.checkpoint, weights_only=True)
     assert result.steps_done == 1 and state["model_config"]["channels"] == 3
+
+
+def _set_motion_head(model: FramePredictor, *, mask_logit: float, tap_x: int, tap_y: int) -> None:
+    """Make the decoder's last layer output constants: the mask logit and one-hot kernels."""
+    k, channels = model.config.motion_kernel, model.config.channels
+    last = model.decoder[-1]
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.zero_()
+        last.bias[channels] = mask_logit
+        last.bias[channels + 1 + tap_x] = 30.0
+        last.bias[channels + 1 + k + tap_y] = 30.0
+
+
+def test_motion_head_moves_the_input_frames_pixels():
+    torch.manual_seed(0)
+    model = FramePredictor(VideoNetConfig(channels=1, widths=(4, 8), hidden=(8,), motion_kernel=5)).eval()
+    frame = torch.rand(2, 1, 12, 16)
+    states = model.zero_states(frame)
+    with torch.no_grad():
+        _set_motion_head(model, mask_logit=30.0, tap_x=4, tap_y=1)  # read 2 px to the right, 1 px up
+        moved, _ = model.step(frame, states)
+        expected = torch.zeros_like(frame)
+        expected[..., 1:, :-2] = frame[..., :-1, 2:]  # the content moves 2 px left and 1 px down
+        assert torch.allclose(moved, expected, atol=1e-6)
+        _set_motion_head(model, mask_logit=-30.0, tap_x=2, tap_y=2)  # mask 0: every pixel drawn
+        drawn, _ = model.step(frame, states)
+        assert torch.allclose(drawn, torch.full_like(frame, 0.5), atol=1e-6)  # sigmoid(0)
+
+
+def test_motion_head_starts_near_copying_the_frame():
+    torch.manual_seed(0)
+    model = FramePredictor(VideoNetConfig(motion_kernel=9)).eval()
+    frame = torch.zeros(1, 1, 64, 64)
+    frame[..., 20:40, 24:32] = 1.0
+    with torch.no_grad():
+        prediction, _ = model.step(frame, model.zero_states(frame))
+    # half moved (mask about 0.5), and what is moved stays mostly where it was
+    assert prediction[..., 20:40, 24:32].mean() > 0.6 and prediction[..., :, 48:].mean() < 0.6
+    with pytest.raises(ValueError, match="odd"):
+        FramePredictor(VideoNetConfig(motion_kernel=4))
+
+
+def test_motion_model_trains_exports_and_rolls_out_in_onnx_like_torch(tmp_path):
+    """The dynamic-filter head through train -> export (its shift stacks are constants) -> warm start."""
+    from imgan.train.checkpoint import generator_from_checkpoint
+
+    mnist_file = _write_idx(tmp_path / "digits.gz", _digits())
+    options = dict(videos=None, size=64, gray=True, mnist=mnist_file, context=3, future=3, hidden="8", widths="4,8",
+                   kernel=3, batch_size=2, lr=1e-3, l2=1.0, l1=0.0, bce=1.0, context_loss=0.5, gdl=0.0, adversarial=0.0,
+                   gan_mode="lsgan", teacher_forcing=0.0, eval_every=2, eval_sequences=0, name="motion", resume=False,
+                   threads=None, device="cpu", seed=0, motion_kernel=5)
+    result = train_video(steps=2, run_dir=tmp_path / "run", **options)
+    report = export(result.checkpoint, tmp_path / "video-motion.onnx", "motion")
+    assert json.loads(report.card_path.read_text())["model_config"]["motion_kernel"] == 5
+    generator, _ = generator_from_checkpoint(result.checkpoint, build_generator)
+    context = torch.rand(1, 3, 1, 24, 32, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        expected = generator(context, 4)[:, -4:].numpy()
+    got = rollout(load_step_model(report.path, device="cpu"), context.numpy(), 4)
+    assert np.abs(got - expected).max() <= 1e-4
+    warm = train_video(steps=1, run_dir=tmp_path / "warm", init_from=report.path, **{**options, "lr": 1e-9})
+    assert warm.steps_done == 1
+    with pytest.raises(UsageError, match="odd"):
+        train_video(steps=1, run_dir=tmp_path / "even", **{**options, "motion_kernel": 4})
 
 
 # --------------------------------------------------------------------------- a tiny trained and exported model

@@ -157,6 +157,21 @@ def test_resumed_run_reproduces_the_uninterrupted_run(tmp_path, overrides):
             assert torch.equal(split_state[part][name], tensor), (part, name)
 
 
+def test_a_run_paused_for_measuring_keeps_the_whole_runs_schedule(tmp_path):
+    """pause_at stops early with a checkpoint, but the cosine schedule still spans config.steps."""
+    straight, paused = tmp_path / "straight", tmp_path / "paused"
+    fit(TinyRecipe(), tiny_config(straight, 8, lr_schedule="cosine"), progress=False)
+    for pause in (3, 6, None):
+        result = fit(TinyRecipe(), tiny_config(paused, 8, lr_schedule="cosine"), resume=pause != 3, progress=False,
+                     pause_at=pause)
+        assert result.steps_done == (pause or 8) and not result.interrupted
+    straight_rates = [record["lr"] for record in read_log(straight)]
+    assert [record["lr"] for record in read_log(paused)] == straight_rates
+    assert straight_rates[2] > 0.5 * straight_rates[0]  # a schedule over 3 steps would be at 10 % there
+    for name, tensor in load_checkpoint(straight / "latest.pt")["generator"].items():
+        assert torch.equal(load_checkpoint(paused / "latest.pt")["generator"][name], tensor), name
+
+
 def test_ema_differs_from_raw_weights_and_is_what_the_checkpoint_rebuilds(tmp_path):
     recipe = TinyRecipe(channels=5)  # not the default: the model must be rebuilt from model_config
     fit(recipe, tiny_config(tmp_path, 6, lr_g=1e-2), progress=False)
