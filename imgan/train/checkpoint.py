@@ -158,6 +158,34 @@ def starting_weights(state: dict[str, Any], module: nn.Module) -> dict[str, torc
     return state["generator_ema"] if state.get("generator_ema") is not None else state["generator"]
 
 
+def warm_start(start: str | Path, generator: nn.Module, *, task: str, config: Any,
+               config_of: Callable[[dict[str, Any]], Any], parity_inputs: tuple[torch.Tensor, ...],
+               exported: Callable[[nn.Module], nn.Module] = lambda module: module) -> dict[str, Any]:
+    """Load a previous run's generator weights (checkpoint, or exported .onnx + card) into `generator`.
+
+    `config_of(start_state)` must give the start's model config in the form of `config`: another
+    task or architecture is a TrainingError. Weights read from ONNX are confirmed by running
+    `exported(generator)` (the module that was exported) against the file on `parity_inputs`.
+    Returns the start's description: {"from", "step", "seconds"}.
+    """
+    state = start_state(start)
+    theirs = config_of(state) if state.get("task") == task else None
+    if theirs != config:
+        raise TrainingError("the weights to start from have a different model", path=start,
+                            hint=f"train with their settings: {_as_json(theirs)}" if theirs is not None
+                            else f"start from {task} weights")
+    generator.load_state_dict(starting_weights(state, generator))
+    if "onnx" in state:
+        check_onnx_parity(exported(generator), start, parity_inputs)
+    return {"from": str(start), "step": int(state["step"]), "seconds": round(float(state["seconds"]), 1)}
+
+
+def _as_json(config: Any) -> str:
+    import json
+
+    return json.dumps(config.to_dict() if hasattr(config, "to_dict") else config)
+
+
 def weights_from_onnx(path: str | Path, module: nn.Module) -> dict[str, torch.Tensor]:
     """A state dict for `module` read from the initializers of an ONNX file that torch exported.
 

@@ -82,6 +82,7 @@ def train_command(
     seed: Annotated[int, typer.Option(min=0)] = 0,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in the run folder.")] = False,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    init_from: Annotated[Optional[Path], typer.Option(help="Start the generator from a checkpoint or an exported .onnx with its card (e.g. weights/inpaint-gated.onnx, to fine-tune it).")] = None,
 ) -> None:
     """Train the inpainting GAN (gated convs, SN-PatchGAN, random stroke/box masks)."""
     from imgan.cli_support import render_run_result
@@ -93,7 +94,7 @@ def train_command(
     result = train_inpaint(data=data, name=name, run_dir=run_dir, steps=steps, batch_size=batch_size, crop=crop,
                            width=width, lr=lr, loss_weights=weights, vgg_weights=vgg_weights,
                            checkpoint_every=checkpoint_every, threads=threads, workers=workers, seed=seed,
-                           resume=resume, device=device)
+                           resume=resume, device=device, init_from=init_from)
     render_run_result(result, task=TASK, output=f"{TASK}-{name}.onnx")
 
 

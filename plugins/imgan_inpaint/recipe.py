@@ -32,7 +32,7 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from imgan.errors import TrainingError, UsageError
-from imgan.train.checkpoint import LATEST_NAME, generator_from_checkpoint
+from imgan.train.checkpoint import LATEST_NAME, generator_from_checkpoint, warm_start
 from imgan.train.data import ImageFolderCrops
 from imgan.train.export import ExportReport, export_onnx
 from imgan.train.loop import Recipe, RunResult, TrainConfig, fit
@@ -94,8 +94,9 @@ class InpaintRecipe(Recipe):
 
     def __init__(self, data: str | Path, *, crop: int = 128, model: InpaintNetConfig = InpaintNetConfig(),
                  loss_weights: dict[str, float] | None = None, vgg_weights: str | Path | None = None,
-                 d_width: int = 32):
+                 d_width: int = 32, initial_weights: dict[str, Tensor] | None = None):
         self.data = Path(data)
+        self.initial_weights = initial_weights  # a warm start's generator state dict (see start_from)
         self.crop = crop
         self.model_config = model.to_dict()
         self.loss_weights = {**DEFAULT_LOSS_WEIGHTS, **(loss_weights or {})}
@@ -108,8 +109,11 @@ class InpaintRecipe(Recipe):
 
     # models ---------------------------------------------------------------------------
     def build_generator(self) -> nn.Module:
+        generator = build_generator(self.model_config)
+        if self.initial_weights is not None:
+            generator.load_state_dict(self.initial_weights)
         # channels_last: oneDNN's convolutions run about 30 % faster on the CPU in that layout
-        return build_generator(self.model_config).to(memory_format=torch.channels_last)
+        return generator.to(memory_format=torch.channels_last)
 
     def build_discriminator(self) -> nn.Module:
         return PatchDiscriminator(self.d_width).to(memory_format=torch.channels_last)
@@ -177,29 +181,49 @@ def train_inpaint(*, data: Path, name: str = DEFAULT_WEIGHTS, run_dir: Path | No
                   batch_size: int = 4, crop: int = 128, width: int = 16, lr: float = 4e-4,
                   loss_weights: dict[str, float] | None = None, vgg_weights: str | None = None,
                   checkpoint_every: int = 100, threads: int | None = None, workers: int = 0, seed: int = 0,
-                  resume: bool = False, device: str = "auto", progress: bool = True) -> RunResult:
-    """Train the inpainting GAN through imgan's loop; returns where the checkpoint is."""
+                  resume: bool = False, device: str = "auto", progress: bool = True,
+                  init_from: Path | None = None) -> RunResult:
+    """Train the inpainting GAN through imgan's loop; returns where the checkpoint is.
+
+    `init_from` (a checkpoint, or an exported .onnx with its card) starts the generator from
+    those weights, e.g. to fine-tune the shipped model; the discriminator starts fresh."""
     if threads is not None:
         torch.set_num_threads(threads)
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(name)
-    recipe = InpaintRecipe(data, crop=crop, model=InpaintNetConfig(width=width), loss_weights=loss_weights,
-                           vgg_weights=vgg_weights)
+    model = InpaintNetConfig(width=width)
+    start, initial_weights = start_from(init_from, model) if init_from is not None and not resume else (None, None)
+    recipe = InpaintRecipe(data, crop=crop, model=model, loss_weights=loss_weights, vgg_weights=vgg_weights,
+                           initial_weights=initial_weights)
     # EMA over ~200 steps: runs here are a few thousand steps, and a checkpoint half-way must export well.
     config = TrainConfig(run_dir=run_dir, steps=steps, batch_size=batch_size, lr_g=lr, lr_d=lr,
                          adversarial="hinge", spectral_norm=True, lr_schedule="cosine", warmup_steps=min(100, steps // 10),
                          checkpoint_every=checkpoint_every, sample_every=max(checkpoint_every, 200), seed=seed,
                          ema_decay=0.995, workers=workers, device=device)
     if resume or not (run_dir / LATEST_NAME).exists():  # else fit refuses the run dir: keep its file
-        _write_recipe_file(run_dir, recipe, config, crop=crop)
+        _write_recipe_file(run_dir, recipe, config, crop=crop, start=start)
     return fit(recipe, config, resume=resume, progress=progress)
 
 
-def _write_recipe_file(run_dir: Path, recipe: InpaintRecipe, config: TrainConfig, *, crop: int) -> None:
+def start_from(start: Path, model: InpaintNetConfig) -> tuple[dict, dict[str, Tensor]]:
+    """A previous run's generator weights (checkpoint, or .onnx + card) for `model`: (where they came from, weights)."""
+    net = build_generator(model.to_dict())
+    described = warm_start(start, net, task=TASK, config=model, config_of=_net_config_of,
+                           parity_inputs=_example(40, 56, 1), exported=_CompositeOnly)
+    return described, net.state_dict()
+
+
+def _net_config_of(state: dict) -> InpaintNetConfig:
+    return InpaintNetConfig.from_dict(state["card"]["recipe"]["model_config"] if "card" in state else state["model_config"])
+
+
+def _write_recipe_file(run_dir: Path, recipe: InpaintRecipe, config: TrainConfig, *, crop: int,
+                       start: dict | None = None) -> None:
     description = {
         "data": str(recipe.data), "crop": crop, "scale_range": [round(MIN_SCALE, 3), 1.0], "mask_area": list(DEFAULT_AREA),
         "loss_weights": recipe.loss_weights, "vgg_layers": list(VGG_LAYERS), "vgg_resolution": "half",
         "train_config": {k: v for k, v in config.to_dict().items() if k != "run_dir"},
         "command": shlex.join(sys.argv),
+        **({"init_from": start} if start else {}),
     }
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / RECIPE_FILE).write_text(json.dumps(description, indent=2) + "\n", encoding="utf-8")
@@ -235,7 +259,8 @@ def export_inpaint(checkpoint: Path, output: Path, name: str | None = None,
         raise TrainingError(f"this checkpoint is for task {meta.get('task')!r}, not {TASK!r}", path=checkpoint)
     recipe_file = checkpoint.parent / RECIPE_FILE
     recipe = json.loads(recipe_file.read_text(encoding="utf-8")) if recipe_file.is_file() else {}
-    recipe.update(model_config=meta["model_config"], steps=meta["step"], train_seconds=round(meta["seconds"]))
+    earlier = recipe.get("init_from", {}).get("seconds", 0.0)  # a warm start's own training time
+    recipe.update(model_config=meta["model_config"], steps=meta["step"], train_seconds=round(meta["seconds"] + earlier))
     card = {
         "name": name or Path(output).stem.removeprefix(f"{TASK}-"), "task": TASK, "version": 1, "scale": 1,
         "pad_multiple": PAD_MULTIPLE, "input_convention": "rgb01",

@@ -32,7 +32,7 @@ from torch.utils.data import Dataset
 
 from imgan.errors import TrainingError, UsageError
 from imgan.train.checkpoint import (LATEST_NAME, generator_from_checkpoint, load_checkpoint, load_state_strict,
-                                    check_onnx_parity, start_state, starting_weights)
+                                    start_state, warm_start)
 from imgan.train.data import ImageFolderCrops, bicubic_downscale
 from imgan.train.export import ExportReport, export_onnx, write_model_card
 from imgan.train.loop import Recipe, TrainConfig, fit
@@ -209,20 +209,14 @@ class SRRecipe(Recipe):
 
 def initial_generator_state(start: Path, model_config: dict) -> dict[str, Tensor]:
     """The generator weights of a previous run's checkpoint or exported .onnx, checked to fit ``model_config``."""
-    state = start_state(start)
-    theirs = state["card"]["architecture"]["generator"] if "card" in state else state["model_config"].get("generator")
-    if state.get("task") != TASK or theirs != model_config["generator"]:
-        raise TrainingError(
-            "the weights to start from have a different generator",
-            path=start,
-            hint=f"train with their settings: {json.dumps(theirs)}",
-        )
     generator = build_generator(model_config)
-    weights = starting_weights(state, generator)
-    if "onnx" in state:
-        generator.load_state_dict(weights)
-        check_onnx_parity(generator, start, (torch.rand(1, 3, 20, 24),))
-    return weights
+    warm_start(start, generator, task=TASK, config=model_config["generator"], config_of=_generator_config_of,
+               parity_inputs=(torch.rand(1, 3, 20, 24),))
+    return generator.state_dict()
+
+
+def _generator_config_of(state: dict) -> dict | None:
+    return state["card"]["architecture"]["generator"] if "card" in state else state["model_config"].get("generator")
 
 
 # ----------------------------------------------------------------------------------- evaluation during training

@@ -24,8 +24,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from imgan.errors import TrainingError, UsageError
-from imgan.train.checkpoint import (LATEST_NAME, check_onnx_parity, generator_from_checkpoint, load_checkpoint,
-                                    start_state, starting_weights)
+from imgan.train.checkpoint import LATEST_NAME, generator_from_checkpoint, load_checkpoint, warm_start
 from imgan.train.export import ExportReport, export_onnx
 from imgan.train.loop import RunResult, TrainConfig, fit
 from imgan.train.losses import pixel_loss
@@ -189,17 +188,14 @@ class VideoRecipe:
 
 def load_start(generator: FramePredictor, start: Path) -> dict:
     """Put a previous run's weights (checkpoint, or exported .onnx + card) into `generator`; its step and seconds."""
-    state = start_state(start)
-    theirs = VideoNetConfig.from_dict(state["card"]["model_config"] if "card" in state else state["model_config"])
-    if state.get("task") != TASK or theirs != generator.config:
-        raise TrainingError("the weights to start from have a different model", path=start,
-                            hint=f"train with their settings: {json.dumps(theirs.to_dict())}")
-    generator.load_state_dict(starting_weights(state, generator))
-    if "onnx" in state:
-        hidden = generator.config.hidden
-        states = [torch.rand(1, hidden[i // 2], 8, 8) - 0.5 for i in range(2 * len(hidden))]
-        check_onnx_parity(OneStep(generator), start, (torch.rand(1, generator.config.channels, 32, 32), *states))
-    return {"from": str(start), "step": int(state["step"]), "seconds": round(float(state["seconds"]), 1)}
+    hidden = generator.config.hidden
+    states = [torch.rand(1, hidden[i // 2], 8, 8) - 0.5 for i in range(2 * len(hidden))]
+    return warm_start(start, generator, task=TASK, config=generator.config, config_of=_net_config_of,
+                      parity_inputs=(torch.rand(1, generator.config.channels, 32, 32), *states), exported=OneStep)
+
+
+def _net_config_of(state: dict) -> VideoNetConfig:
+    return VideoNetConfig.from_dict(state["card"]["model_config"] if "card" in state else state["model_config"])
 
 
 # --------------------------------------------------------------------------- held-out measurement

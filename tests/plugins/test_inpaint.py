@@ -316,6 +316,34 @@ def test_the_recipe_trains_two_steps_through_the_loop(tmp_path, shared_assets, m
     assert json.loads((tmp_path / "run" / "recipe.json").read_text())["crop"] == 32
 
 
+def test_training_starts_from_exported_weights_and_refuses_another_model(tmp_path):
+    """--init-from the shipped kind of file: the first step (lr ~0) continues from the ONNX weights."""
+    import torch
+    from imgan.train.checkpoint import generator_from_checkpoint
+    from imgan_inpaint.model import build_generator
+    from imgan_inpaint.recipe import export_inpaint, train_inpaint
+
+    net = tiny_net()
+    with torch.no_grad():  # trained biases differ; equal (zero) ones would be merged into one by the exporter
+        for name, parameter in net.named_parameters():
+            if name.endswith("bias"):
+                parameter.normal_(std=0.05)
+    start = export_inpaint(write_fake_checkpoint(tmp_path / "start" / "latest.pt", net), tmp_path / "inpaint-start.onnx").path
+    photos = tmp_path / "photos"
+    for index in range(2):
+        save_png(photos / f"{index}.png", gradient_image(40, 44, seed=index))
+    options = dict(data=photos, steps=1, batch_size=2, crop=32, width=4, lr=1e-12, checkpoint_every=1, progress=False,
+                   loss_weights={"perceptual": 0.0, "style": 0.0})
+    result = train_inpaint(run_dir=tmp_path / "run", init_from=start, **options)
+    after, _ = generator_from_checkpoint(result.checkpoint, build_generator, ema=False)
+    for key, value in net.state_dict().items():
+        assert torch.allclose(after.state_dict()[key], value, atol=1e-6), key
+    card = json.loads(export_inpaint(result.checkpoint, tmp_path / "inpaint-warm.onnx").card_path.read_text())
+    assert card["recipe"]["init_from"]["step"] == 3 and card["recipe"]["train_seconds"] >= 1
+    with pytest.raises(Exception, match="different model"):
+        train_inpaint(run_dir=tmp_path / "other", init_from=start, **{**options, "width": 8})
+
+
 # ------------------------------------------------------------------------------- CLI
 
 

@@ -320,7 +320,7 @@ def test_srgan_stage_starts_from_srresnet_with_perceptual_and_adversarial_terms(
     assert recipe["perceptual"]["layers"] == ["relu2_2"]
     assert recipe["init_from"]["step"] == 2
     assert second.steps_done == 1 and start["step"] == 2
-    with pytest.raises(Exception, match="different generator"):
+    with pytest.raises(Exception, match="different model"):
         tiny_train(tmp_path / "other", tiny_photos, stage="srgan", steps=1, init_from=first.checkpoint,
                    channels=8, vgg_weights=str(VGG_FILE), eval_data=None)
 
@@ -349,7 +349,7 @@ def test_a_run_can_start_from_exported_onnx_weights(tiny_photos, tmp_path):
     generator.load_state_dict(wrong)
     with pytest.raises(Exception, match="do not reproduce"):
         check_onnx_parity(generator, exported, (torch.rand(1, 3, 11, 13),))
-    with pytest.raises(Exception, match="different generator"):
+    with pytest.raises(Exception, match="different model"):
         initial_generator_state(exported, {"generator": {**model_config["generator"], "channels": 8}})
 
 
