@@ -1,6 +1,7 @@
 """Built-in plugin: video frame prediction with a ConvLSTM (task "video").
 
-`imgan predict CLIP` forecasts the next frames of a clip; `imgan train video` trains on Moving
+`imgan predict CLIP` forecasts the next frames of a clip; `imgan interpolate CLIP` adds in-between
+frames (optical flow) and measures them against held-back real frames; `imgan train video` trains on Moving
 MNIST (made by code) or on your clips; `imgan eval video` measures the model on the fixed Moving
 MNIST test set against trivial baselines; `imgan export video` writes one prediction step as ONNX.
 Not a per-frame image transform (each frame depends on the ones before it), so it registers its
@@ -30,3 +31,4 @@ def register_tasks(register):
 @hookimpl
 def register_commands(app):
     app.command("predict")(cli.predict)
+    app.command("interpolate")(cli.interpolate)

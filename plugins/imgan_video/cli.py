@@ -1,4 +1,4 @@
-"""The video task's commands: `imgan predict`, `imgan train video`, `imgan eval video`.
+"""The video task's commands: `imgan predict`, `imgan interpolate`, `imgan train video`, `imgan eval video`.
 
 Light on purpose (typer only): `imgan --help` imports every plugin. Each body parses, calls one
 library function (infer, recipe or evaluate, imported there), and renders.
@@ -55,6 +55,64 @@ def predict(
                                overwrite=overwrite).written
     for path in written:
         stdout.print(f"wrote {path}", highlight=False, soft_wrap=True)
+
+
+def interpolate(
+    clip: Annotated[Optional[Path], typer.Argument(help="A video file.", show_default=False)] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Video to write (default <stem>.x<factor>.mp4).")] = None,
+    factor: Annotated[int, typer.Option(min=2, help="Frames out per frame in: 2 doubles the frame rate.")] = 2,
+    method: Annotated[str, typer.Option(help="flow (warp both neighbours along the optical flow) or blend (cross-fade).")] = "flow",
+    measure: Annotated[bool, typer.Option(help="Instead of writing: hold back in-between frames and compare both methods' rebuilds with them.")] = False,
+    mmnist: Annotated[Optional[int], typer.Option(min=1, max=2000, help="With --measure: the first N Moving MNIST test sequences instead of a clip.")] = None,
+    mnist: MnistOpt = None,
+    max_frames: Annotated[Optional[int], typer.Option(min=3, help="With --measure: only the clip's first N frames.")] = None,
+    json: Annotated[bool, typer.Option("--json", help="With --measure: print JSON instead of a table.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace an output that exists.")] = False,
+) -> None:
+    """Generate in-between frames (optical flow, no training), or measure them against held-back real ones."""
+    from imgan.cli_support import print_json, stderr, stdout
+    from imgan.errors import UsageError
+
+    from .interpolate import interpolate_clip, measure_interpolation, measure_mmnist
+
+    if (clip is None) == (mmnist is None):
+        raise UsageError("give a clip, or --measure --mmnist N", hint="imgan interpolate CLIP.mp4 --factor 2 -o OUT.mp4")
+    if mmnist is not None and not measure:
+        raise UsageError("--mmnist only goes with --measure", hint="imgan interpolate --measure --mmnist 100")
+    with _frame_progress(stderr.get(), "measuring" if measure else "interpolating") as progress:
+        if not measure:
+            written = interpolate_clip(clip, output, factor=factor, method=method, overwrite=overwrite, progress=progress)
+        elif mmnist is not None:
+            results = measure_mmnist(mmnist, factor=factor, mnist=mnist, progress=progress)
+        else:
+            results = measure_interpolation(clip, factor=factor, max_frames=max_frames, progress=progress)
+    if not measure:
+        return stdout.print(f"wrote {written}", highlight=False, soft_wrap=True)
+    if json:
+        return print_json(results)
+    from rich.table import Table
+
+    table = Table("method", "PSNR (dB)", "MSE / pixel",
+                  title=f"{results['held_back']} held-back frames of {results['source']}, factor {factor}")
+    for name, figures in results["methods"].items():
+        table.add_row(name, f"{figures['psnr']:.2f}", f"{figures['mse']:.5f}")
+    stdout.print(table)
+
+
+def _frame_progress(console, label: str):
+    """A rich progress bar with ETA fed by progress(done, total) callbacks."""
+    from contextlib import contextmanager
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    @contextmanager
+    def bar():
+        with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console,
+                      transient=True, disable=not console.is_terminal) as shown:
+            task = shown.add_task(label, total=None)
+            yield lambda done, total: shown.update(task, completed=done, total=total)
+
+    return bar()
 
 
 def train(
