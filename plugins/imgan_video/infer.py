@@ -58,7 +58,7 @@ def load_step_model(weights: str | os.PathLike | None = None, *, device: str = "
     chosen = resolve_weights(TASK, weights, default=DEFAULT_WEIGHTS)
     session = load_model(chosen.verified_path(), device=device, threads=threads)
     inputs = session.session.get_inputs()
-    if len(inputs) < 3 or len(inputs) % 2 == 0 or len(inputs[0].shape) != 4:
+    if len(inputs) < 2 or len(inputs[0].shape) != 4:
         raise InputError("not a single-step video model (frame, h0, c0, ... in; next frame, states out)",
                          path=chosen.file, hint="use weights exported by `imgan export video`")
     return StepModel(weights=chosen, session=session, channels=int(inputs[0].shape[1]),

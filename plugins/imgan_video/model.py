@@ -27,7 +27,9 @@ from torch import Tensor, nn
 from imgan.config import JsonConfig
 
 DOWNSCALE = 4  # two stride-2 convolutions: frame sides must be multiples of 4
-State = list[tuple[Tensor, Tensor]]  # per ConvLSTM layer: (h, c), each (N, hidden, H/4, W/4)
+# Per ConvLSTM layer (h, c), each (N, hidden, H/4, W/4); with frame_difference, then (previous,):
+# the last input frame folded to (N, 16 C, H/4, W/4), so every state has the same sides.
+State = list[tuple[Tensor, ...]]
 
 
 @dataclass(frozen=True)
@@ -35,13 +37,20 @@ class VideoNetConfig(JsonConfig):
     """channels: 1 (gray) or 3 (RGB). widths: encoder channels at 1/2 and 1/4 resolution.
     hidden: one ConvLSTM layer per entry, its hidden channels. kernel: the gate convolution's size.
     motion_kernel: 0 draws every pixel; k > 0 (odd) moves the input frame's pixels by up to k // 2
-    with a predicted per-pixel kernel, which keeps digits sharp and in place where drawing blurs."""
+    with a predicted per-pixel kernel, which keeps digits sharp and in place where drawing blurs.
+    draw_new: with a motion kernel, also draw pixels and blend them in by a predicted mask, for
+    content that appears (off for Moving MNIST: a mask learns "draw" before motion is learnt,
+    and then the kernels get no gradient).
+    frame_difference: the encoder sees the frame and its difference to the previous input frame
+    (carried as one more state), so motion is visible in a single step, not learnt through memory."""
 
     channels: int = 1
     widths: tuple[int, int] = (32, 64)
     hidden: tuple[int, ...] = (64, 64)
     kernel: int = 3
     motion_kernel: int = 0
+    draw_new: bool = False
+    frame_difference: bool = False
 
 
 class ConvLSTMCell(nn.Module):
@@ -82,7 +91,7 @@ class FramePredictor(nn.Module):
         w1, w2 = config.widths
         act = lambda: nn.LeakyReLU(0.2, inplace=True)  # noqa: E731
         self.encoder = nn.Sequential(
-            nn.Conv2d(config.channels, w1, 4, stride=2, padding=1), act(),  # (N, w1, H/2, W/2)
+            nn.Conv2d(config.channels * (2 if config.frame_difference else 1), w1, 4, stride=2, padding=1), act(),
             nn.Conv2d(w1, w2, 4, stride=2, padding=1), act(),  # (N, w2, H/4, W/4)
         )
         inputs = [w2, *config.hidden[:-1]]
@@ -90,7 +99,9 @@ class FramePredictor(nn.Module):
         # The decoder reads every layer's h (as Shi et al.'s forecaster does): lower layers keep
         # the appearance, upper ones the motion.
         k = config.motion_kernel
-        outputs = config.channels + (2 * k + 1 if k else 0)  # drawn logits [, mask logit, kx logits, ky logits]
+        # [drawn logits (C)] [mask logit] [kx logits (k), ky logits (k)]
+        self.drawn_channels = config.channels if not k or config.draw_new else 0
+        outputs = self.drawn_channels + (2 * k + (1 if config.draw_new else 0) if k else 0)
         self.decoder = nn.Sequential(
             nn.ConvTranspose2d(sum(config.hidden), w1, 4, stride=2, padding=1), act(),  # (N, w1, H/2, W/2)
             nn.ConvTranspose2d(w1, outputs, 4, stride=2, padding=1),  # (N, outputs, H, W)
@@ -105,34 +116,41 @@ class FramePredictor(nn.Module):
             self.register_buffer("shifts_y", taps.reshape(k, 1, k, 1), persistent=False)
             with torch.no_grad():
                 # start near "copy the input frame": the centre taps lead
-                first = config.channels + 1
+                first = self.drawn_channels + (1 if config.draw_new else 0)
                 self.decoder[-1].bias[[first + k // 2, first + k + k // 2]] += 3.0
 
     def zero_states(self, frame: Tensor) -> State:
-        """All-zero (h, c) per layer for frames like `frame` (N,C,H,W)."""
+        """All-zero states for frames like `frame` (N,C,H,W) (see State)."""
         batch, _, height, width = frame.shape
-        return [
-            (frame.new_zeros(batch, cell.hidden, height // DOWNSCALE, width // DOWNSCALE),) * 2 for cell in self.cells
-        ]
+        return [tuple(frame.new_zeros(batch, channels, height // DOWNSCALE, width // DOWNSCALE) for _ in group)
+                for group, channels in zip(_state_groups(self.config), _group_channels(self.config))]
 
     def step(self, frame: Tensor, states: State) -> tuple[Tensor, State]:
         """frame (N,C,H,W) in [0, 1] and the states after the previous frame -> the next frame, new states."""
-        x = self.encoder(frame)
+        seen = frame
+        carried: State = []
+        if self.config.frame_difference:
+            previous = nn.functional.pixel_shuffle(states[-1][0], DOWNSCALE)  # (N, C, H, W); zeros at the start
+            seen = torch.cat([frame, frame - previous], dim=1)
+            carried = [(nn.functional.pixel_unshuffle(frame, DOWNSCALE),)]
+        x = self.encoder(seen)
         new_states: State = []
         for cell, state in zip(self.cells, states):
             h, c = cell(x, state)
             new_states.append((h, c))
             x = h
-        out = self.decoder(torch.cat([h for h, _ in new_states], dim=1))
-        channels = self.config.channels
-        drawn = torch.sigmoid(out[:, :channels])
-        if not self.config.motion_kernel:
-            return drawn, new_states
+        new_states += carried
+        out = self.decoder(torch.cat([h for h, _ in new_states[: len(self.cells)]], dim=1))
         k = self.config.motion_kernel
-        mask = torch.sigmoid(out[:, channels : channels + 1])  # (N, 1, H, W): 1 = moved pixel
-        along_x = torch.softmax(out[:, channels + 1 : channels + 1 + k], dim=1)
-        along_y = torch.softmax(out[:, channels + 1 + k :], dim=1)
+        if not k:
+            return torch.sigmoid(out), new_states
+        kernels = out[:, out.shape[1] - 2 * k :]
+        along_x, along_y = torch.softmax(kernels[:, :k], dim=1), torch.softmax(kernels[:, k:], dim=1)
         moved = self._filter(self._filter(frame, along_x, self.shifts_x), along_y, self.shifts_y)
+        if not self.config.draw_new:
+            return moved, new_states
+        drawn = torch.sigmoid(out[:, : self.drawn_channels])
+        mask = torch.sigmoid(out[:, self.drawn_channels : self.drawn_channels + 1])  # (N, 1, H, W): 1 = moved pixel
         return mask * moved + (1 - mask) * drawn, new_states
 
     @staticmethod
@@ -179,14 +197,32 @@ class OneStep(nn.Module):
         self.predictor = predictor
 
     def forward(self, frame: Tensor, *flat_states: Tensor) -> tuple[Tensor, ...]:
-        states = [(flat_states[2 * i], flat_states[2 * i + 1]) for i in range(len(flat_states) // 2)]
+        states, taken = [], 0
+        for group in _state_groups(self.predictor.config):
+            states.append(tuple(flat_states[taken : taken + len(group)]))
+            taken += len(group)
         prediction, new_states = self.predictor.step(frame, states)
         return (prediction, *[tensor for state in new_states for tensor in state])
 
 
+def _state_groups(config: VideoNetConfig) -> list[tuple[str, ...]]:
+    """The state tensors' ONNX names, grouped as State holds them: (h0, c0), (h1, c1), ... [, (previous,)]."""
+    groups = [(f"h{layer}", f"c{layer}") for layer in range(len(config.hidden))]
+    return groups + ([("previous",)] if config.frame_difference else [])
+
+
+def _group_channels(config: VideoNetConfig) -> list[int]:
+    return list(config.hidden) + ([config.channels * DOWNSCALE**2] if config.frame_difference else [])
+
+
 def state_names(config: VideoNetConfig) -> list[str]:
-    """ONNX names of the state tensors, in OneStep's order: h0, c0, h1, c1, ..."""
-    return [f"{kind}{layer}" for layer in range(len(config.hidden)) for kind in ("h", "c")]
+    """ONNX names of the state tensors, in OneStep's order: h0, c0, h1, c1, ... [, previous]."""
+    return [name for group in _state_groups(config) for name in group]
+
+
+def state_channels(config: VideoNetConfig) -> list[int]:
+    """Channels of each state tensor, in state_names' order (all at H/4 x W/4)."""
+    return [channels for group, channels in zip(_state_groups(config), _group_channels(config)) for _ in group]
 
 
 class SequenceCritic(nn.Module):

@@ -32,7 +32,8 @@ from imgan.train.losses import pixel_loss
 from . import mmnist
 from .evaluate import frame_errors
 from .infer import DEFAULT_CONTEXT, DEFAULT_FUTURE, load_clip
-from .model import DOWNSCALE, FramePredictor, OneStep, SequenceCritic, VideoNetConfig, build_generator, state_names
+from .model import (DOWNSCALE, FramePredictor, OneStep, SequenceCritic, VideoNetConfig, build_generator,
+                    state_channels, state_names)
 
 TASK = "video"
 EVAL_LOG = "eval.jsonl"
@@ -188,8 +189,7 @@ class VideoRecipe:
 
 def load_start(generator: FramePredictor, start: Path) -> dict:
     """Put a previous run's weights (checkpoint, or exported .onnx + card) into `generator`; its step and seconds."""
-    hidden = generator.config.hidden
-    states = [torch.rand(1, hidden[i // 2], 8, 8) - 0.5 for i in range(2 * len(hidden))]
+    states = [torch.rand(1, channels, 8, 8) - 0.5 for channels in state_channels(generator.config)]
     return warm_start(start, generator, task=TASK, config=generator.config, config_of=_net_config_of,
                       parity_inputs=(torch.rand(1, generator.config.channels, 32, 32), *states), exported=OneStep)
 
@@ -263,7 +263,8 @@ def train_video(*, steps: int, videos: Path | None, size: int, gray: bool, mnist
                 bce: float, context_loss: float, gdl: float, adversarial: float, gan_mode: str, teacher_forcing: float,
                 eval_every: int, eval_sequences: int, name: str | None, run_dir: Path | None, resume: bool,
                 threads: int | None, device: str, seed: int, init_from: Path | None = None,
-                lr_schedule: str = "constant", motion_kernel: int = 0) -> RunResult:
+                lr_schedule: str = "constant", motion_kernel: int = 0, draw_new: bool = False,
+                frame_difference: bool = False) -> RunResult:
     """Train on Moving MNIST (default) or on the clips in `videos`; the options are `imgan train video`'s."""
     from imgan.weights import imgan_home
 
@@ -278,7 +279,7 @@ def train_video(*, steps: int, videos: Path | None, size: int, gray: bool, mnist
     if motion_kernel and motion_kernel % 2 == 0:
         raise UsageError(f"--motion-kernel must be odd, got {motion_kernel}", hint="e.g. --motion-kernel 9")
     net = VideoNetConfig(channels=channels, widths=encoder_widths, hidden=_widths(hidden, "--hidden"), kernel=kernel,
-                         motion_kernel=motion_kernel)
+                         motion_kernel=motion_kernel, draw_new=draw_new, frame_difference=frame_difference)
     length = context + future
     if videos is not None:
         make_data = lambda: ClipWindows(videos, size=size, channels=channels, length=length)  # noqa: E731
@@ -347,8 +348,8 @@ def export(checkpoint: Path, output: Path, name: str | None = None) -> ExportRep
     def example(batch: int, height: int, width: int) -> tuple[Tensor, ...]:
         # Random states, not zeros: parity must hold for the state paths too.
         frame = torch.rand(batch, config.channels, height, width, generator=generator_cpu)
-        states = [torch.rand(batch, config.hidden[i // 2], height // DOWNSCALE, width // DOWNSCALE,
-                             generator=generator_cpu) - 0.5 for i in range(len(names))]
+        states = [torch.rand(batch, channels, height // DOWNSCALE, width // DOWNSCALE, generator=generator_cpu) - 0.5
+                  for channels in state_channels(config)]
         return (frame, *states)
 
     size = int(settings.get("size", 64))

@@ -33,11 +33,10 @@ def sr_case(card: dict):
 
 
 def video_case(card: dict):
-    from imgan_video.model import OneStep, build_generator
+    from imgan_video.model import OneStep, build_generator, state_channels
 
     net = build_generator(card["model_config"])
-    hidden = net.config.hidden
-    states = [torch.rand(2, hidden[i // 2], 6, 5) - 0.5 for i in range(2 * len(hidden))]
+    states = [torch.rand(2, channels, 6, 5) - 0.5 for channels in state_channels(net.config)]
     return net, OneStep(net), (torch.rand(2, net.config.channels, 24, 20), *states)
 
 

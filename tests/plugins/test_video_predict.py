@@ -168,16 +168,17 @@ def test_clip_windows_and_training_on_rgb_clips(tmp_path):
     assert result.steps_done == 1 and state["model_config"]["channels"] == 3
 
 
-def _set_motion_head(model: FramePredictor, *, mask_logit: float, tap_x: int, tap_y: int) -> None:
-    """Make the decoder's last layer output constants: the mask logit and one-hot kernels."""
-    k, channels = model.config.motion_kernel, model.config.channels
+def _set_motion_head(model: FramePredictor, *, tap_x: int, tap_y: int, mask_logit: float | None = None) -> None:
+    """Make the decoder's last layer output constants: one-hot kernels [and the mask logit]."""
+    k = model.config.motion_kernel
     last = model.decoder[-1]
     with torch.no_grad():
         last.weight.zero_()
         last.bias.zero_()
-        last.bias[channels] = mask_logit
-        last.bias[channels + 1 + tap_x] = 30.0
-        last.bias[channels + 1 + k + tap_y] = 30.0
+        first = model.drawn_channels + (1 if model.config.draw_new else 0)  # [drawn, mask,] kx, ky
+        last.bias[first + tap_x] = last.bias[first + k + tap_y] = 30.0
+        if mask_logit is not None:
+            last.bias[model.drawn_channels] = mask_logit
 
 
 def test_motion_head_moves_the_input_frames_pixels():
@@ -186,14 +187,39 @@ def test_motion_head_moves_the_input_frames_pixels():
     frame = torch.rand(2, 1, 12, 16)
     states = model.zero_states(frame)
     with torch.no_grad():
-        _set_motion_head(model, mask_logit=30.0, tap_x=4, tap_y=1)  # read 2 px to the right, 1 px up
+        _set_motion_head(model, tap_x=4, tap_y=1)  # read 2 px to the right, 1 px up
         moved, _ = model.step(frame, states)
-        expected = torch.zeros_like(frame)
-        expected[..., 1:, :-2] = frame[..., :-1, 2:]  # the content moves 2 px left and 1 px down
-        assert torch.allclose(moved, expected, atol=1e-6)
-        _set_motion_head(model, mask_logit=-30.0, tap_x=2, tap_y=2)  # mask 0: every pixel drawn
-        drawn, _ = model.step(frame, states)
-        assert torch.allclose(drawn, torch.full_like(frame, 0.5), atol=1e-6)  # sigmoid(0)
+    expected = torch.zeros_like(frame)
+    expected[..., 1:, :-2] = frame[..., :-1, 2:]  # the content moves 2 px left and 1 px down
+    assert torch.allclose(moved, expected, atol=1e-6)
+
+
+def test_motion_head_with_drawn_pixels_blends_by_its_mask():
+    torch.manual_seed(0)
+    model = FramePredictor(VideoNetConfig(channels=1, widths=(4, 8), hidden=(8,), motion_kernel=3, draw_new=True)).eval()
+    frame = torch.rand(1, 1, 8, 8)
+    states = model.zero_states(frame)
+    with torch.no_grad():
+        _set_motion_head(model, tap_x=1, tap_y=1, mask_logit=30.0)  # mask 1: the frame, unmoved
+        assert torch.allclose(model.step(frame, states)[0], frame, atol=1e-6)
+        _set_motion_head(model, tap_x=1, tap_y=1, mask_logit=-30.0)  # mask 0: every pixel drawn
+        assert torch.allclose(model.step(frame, states)[0], torch.full_like(frame, 0.5), atol=1e-6)  # sigmoid(0)
+
+
+def test_frame_difference_state_carries_the_last_input_frame():
+    torch.manual_seed(0)
+    config = VideoNetConfig(channels=1, widths=(4, 8), hidden=(8, 6), frame_difference=True)
+    model = FramePredictor(config).eval()
+    first, second = torch.rand(2, 1, 16, 12), torch.rand(2, 1, 16, 12)
+    states = model.zero_states(first)
+    assert [tuple(t.shape) for group in states for t in group] == [(2, 8, 4, 3)] * 2 + [(2, 6, 4, 3)] * 2 + [(2, 16, 4, 3)]
+    with torch.no_grad():
+        _, after_first = model.step(first, states)
+        assert torch.equal(torch.nn.functional.pixel_shuffle(after_first[-1][0], 4), first)
+        with_memory, _ = model.step(second, after_first)
+        forgotten = [*after_first[:-1], states[-1]]  # same LSTM memory, but no previous frame
+        without, _ = model.step(second, forgotten)
+    assert (with_memory - without).abs().max() > 1e-4  # the difference image reaches the output
 
 
 def test_motion_head_starts_near_copying_the_frame():
@@ -217,10 +243,11 @@ def test_motion_model_trains_exports_and_rolls_out_in_onnx_like_torch(tmp_path):
     options = dict(videos=None, size=64, gray=True, mnist=mnist_file, context=3, future=3, hidden="8", widths="4,8",
                    kernel=3, batch_size=2, lr=1e-3, l2=1.0, l1=0.0, bce=1.0, context_loss=0.5, gdl=0.0, adversarial=0.0,
                    gan_mode="lsgan", teacher_forcing=0.0, eval_every=2, eval_sequences=0, name="motion", resume=False,
-                   threads=None, device="cpu", seed=0, motion_kernel=5)
+                   threads=None, device="cpu", seed=0, motion_kernel=5, frame_difference=True)
     result = train_video(steps=2, run_dir=tmp_path / "run", **options)
     report = export(result.checkpoint, tmp_path / "video-motion.onnx", "motion")
-    assert json.loads(report.card_path.read_text())["model_config"]["motion_kernel"] == 5
+    card = json.loads(report.card_path.read_text())
+    assert card["model_config"]["motion_kernel"] == 5 and card["state_names"][-1] == "previous"
     generator, _ = generator_from_checkpoint(result.checkpoint, build_generator)
     context = torch.rand(1, 3, 1, 24, 32, generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
