@@ -332,6 +332,16 @@ def _save_run_settings(run_dir: Path, settings: dict) -> None:
 # --------------------------------------------------------------------------- export
 
 
+def _describe(config: VideoNetConfig) -> str:
+    parts = ["encoder", "stacked ConvLSTM cells", "decoder"]
+    if config.motion_kernel:
+        parts.append(f"{config.motion_kernel}-tap per-pixel motion kernels over the last frame"
+                     + (", blended with drawn pixels" if config.draw_new else ""))
+    if config.frame_difference:
+        parts.append("frame differences in")
+    return f"ConvLSTM next-frame predictor ({', '.join(parts)}); one step per call"
+
+
 def export(checkpoint: Path, output: Path, name: str | None = None) -> ExportReport:
     """One prediction step to ONNX: (frame, h0, c0, ...) -> (next_frame, h0', c0', ...)."""
     generator, meta = generator_from_checkpoint(checkpoint, build_generator)
@@ -362,7 +372,7 @@ def export(checkpoint: Path, output: Path, name: str | None = None) -> ExportRep
         "pad_multiple": DOWNSCALE,
         "input_convention": "gray01" if config.channels == 1 else "rgb01",
         "tile_overlap": 0,
-        "description": "ConvLSTM next-frame predictor (encoder, stacked ConvLSTM cells, decoder); one step per call",
+        "description": _describe(config),
         "licence": "CC BY-SA 3.0 (trained on MNIST digits)" if settings.get("data", "moving-mnist") == "moving-mnist" else "",
         "context_frames": int(settings.get("context", DEFAULT_CONTEXT)),
         "future_frames": int(settings.get("future", DEFAULT_FUTURE)),
