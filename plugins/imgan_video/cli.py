@@ -5,6 +5,7 @@ library function (infer, recipe or evaluate, imported there), and renders.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -99,20 +100,15 @@ def interpolate(
     stdout.print(table)
 
 
+@contextmanager
 def _frame_progress(console, label: str):
-    """A rich progress bar with ETA fed by progress(done, total) callbacks."""
-    from contextlib import contextmanager
-
+    """A rich progress bar with ETA (on a terminal), fed by the yielded progress(done, total)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    @contextmanager
-    def bar():
-        with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console,
-                      transient=True, disable=not console.is_terminal) as shown:
-            task = shown.add_task(label, total=None)
-            yield lambda done, total: shown.update(task, completed=done, total=total)
-
-    return bar()
+    with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console,
+                  transient=True, disable=not console.is_terminal) as shown:
+        task = shown.add_task(label, total=None)
+        yield lambda done, total: shown.update(task, completed=done, total=total)
 
 
 def train(

@@ -77,9 +77,12 @@ def interpolate_frames(frames: Iterable[np.ndarray], factor: int, method: str = 
             progress(index + 1, total or index + 1)
 
 
-def _check_options(factor: int, method: str) -> None:
+def _check_factor(factor: int) -> None:
     if factor < 2:
         raise UsageError(f"--factor must be at least 2, got {factor}", hint="--factor 2 doubles the frame rate")
+
+
+def _check_method(method: str) -> None:
     if method not in METHODS:
         raise UsageError(f"unknown method {method!r}", hint=f"use one of: {', '.join(METHODS)}")
 
@@ -91,7 +94,8 @@ def interpolate_clip(clip: str | os.PathLike, output: str | os.PathLike | None =
     Default output: <stem>.x<factor>.mp4 beside the clip."""
     from imgan.io.video import probe_video, read_frames, write_video
 
-    _check_options(factor, method)
+    _check_factor(factor)
+    _check_method(method)
     info = probe_video(clip)
     if info.frame_count < 2:
         raise InputError("a clip needs at least 2 frames to interpolate between", path=clip)
@@ -109,7 +113,7 @@ def measure_interpolation(clip: str | os.PathLike, *, factor: int = 2, max_frame
     all held-back pixels (RGB, 8 bit), and MSE per pixel in [0, 1] units."""
     from imgan.io.video import read_frames
 
-    _check_options(factor, "flow")
+    _check_factor(factor)
     frames = list(read_frames(clip, max_frames=max_frames))
     if len(frames) <= factor:
         raise InputError(f"the clip has {len(frames)} frames; holding back frames at --factor {factor} needs "
@@ -122,7 +126,7 @@ def measure_mmnist(count: int, *, factor: int = 2, mnist: str | os.PathLike | No
     """measure_interpolation on the first `count` 20-frame sequences of the fixed Moving MNIST test set."""
     from . import mmnist
 
-    _check_options(factor, "flow")
+    _check_factor(factor)
     sequences = mmnist.fixed_test_set(mmnist.load_digits(mnist), count)  # (N, T, 64, 64) uint8
     clips = [[np.repeat(frame[..., None], 3, axis=2) for frame in sequence] for sequence in sequences]
     return {"source": f"moving-mnist test sequences 0-{count - 1}", **measure_sequences(clips, factor, progress)}

@@ -122,8 +122,8 @@ class FramePredictor(nn.Module):
     def zero_states(self, frame: Tensor) -> State:
         """All-zero states for frames like `frame` (N,C,H,W) (see State)."""
         batch, _, height, width = frame.shape
-        return [tuple(frame.new_zeros(batch, channels, height // DOWNSCALE, width // DOWNSCALE) for _ in group)
-                for group, channels in zip(_state_groups(self.config), _group_channels(self.config))]
+        return [tuple(frame.new_zeros(batch, channels, height // DOWNSCALE, width // DOWNSCALE) for _ in names)
+                for names, channels in _state_layout(self.config)]
 
     def step(self, frame: Tensor, states: State) -> tuple[Tensor, State]:
         """frame (N,C,H,W) in [0, 1] and the states after the previous frame -> the next frame, new states."""
@@ -198,31 +198,28 @@ class OneStep(nn.Module):
 
     def forward(self, frame: Tensor, *flat_states: Tensor) -> tuple[Tensor, ...]:
         states, taken = [], 0
-        for group in _state_groups(self.predictor.config):
-            states.append(tuple(flat_states[taken : taken + len(group)]))
-            taken += len(group)
+        for names, _ in _state_layout(self.predictor.config):
+            states.append(tuple(flat_states[taken : taken + len(names)]))
+            taken += len(names)
         prediction, new_states = self.predictor.step(frame, states)
         return (prediction, *[tensor for state in new_states for tensor in state])
 
 
-def _state_groups(config: VideoNetConfig) -> list[tuple[str, ...]]:
-    """The state tensors' ONNX names, grouped as State holds them: (h0, c0), (h1, c1), ... [, (previous,)]."""
-    groups = [(f"h{layer}", f"c{layer}") for layer in range(len(config.hidden))]
-    return groups + ([("previous",)] if config.frame_difference else [])
-
-
-def _group_channels(config: VideoNetConfig) -> list[int]:
-    return list(config.hidden) + ([config.channels * DOWNSCALE**2] if config.frame_difference else [])
+def _state_layout(config: VideoNetConfig) -> list[tuple[tuple[str, ...], int]]:
+    """The state tensors as State groups them, each group's ONNX names and channels:
+    ((h0, c0), hidden[0]), ((h1, c1), hidden[1]), ... [, ((previous,), 16 C)]."""
+    layout = [((f"h{layer}", f"c{layer}"), hidden) for layer, hidden in enumerate(config.hidden)]
+    return layout + ([(("previous",), config.channels * DOWNSCALE**2)] if config.frame_difference else [])
 
 
 def state_names(config: VideoNetConfig) -> list[str]:
     """ONNX names of the state tensors, in OneStep's order: h0, c0, h1, c1, ... [, previous]."""
-    return [name for group in _state_groups(config) for name in group]
+    return [name for names, _ in _state_layout(config) for name in names]
 
 
 def state_channels(config: VideoNetConfig) -> list[int]:
     """Channels of each state tensor, in state_names' order (all at H/4 x W/4)."""
-    return [channels for group, channels in zip(_state_groups(config), _group_channels(config)) for _ in group]
+    return [channels for names, channels in _state_layout(config) for _ in names]
 
 
 class SequenceCritic(nn.Module):
