@@ -6,7 +6,6 @@ inputs/outputs/device/tiling/video options and the batch behaviour are the same 
 from __future__ import annotations
 
 import inspect
-import os
 import typing
 from pathlib import Path
 from typing import Annotated, Any, Callable, Optional
@@ -189,6 +188,3 @@ def print_json(data: Any) -> None:
 
     typer.echo(json.dumps(data, indent=2, default=str))
 
-
-def debug_enabled() -> bool:
-    return os.environ.get("IMGAN_DEBUG") == "1"

@@ -15,8 +15,9 @@ import pytest
 from PIL import Image, ImageCms, ImageOps
 
 from imgan.errors import InputError, OutputError, UsageError
+from imgan.fs import atomic_write
 from imgan.io.images import (
-    DEFAULT_MAX_PIXELS, SUPPORTED_EXTENSIONS, Picture, atomic_write, from_float, is_image_path, read_image,
+    DEFAULT_MAX_PIXELS, SUPPORTED_EXTENSIONS, Picture, from_float, is_image_path, read_image,
     resize_plane, to_float, write_image,
 )
 
@@ -412,7 +413,7 @@ def test_temp_file_is_hidden_beside_the_target(tmp_path):
 KILLED_WRITER = r"""
 import sys
 from pathlib import Path
-from imgan.io.images import atomic_write
+from imgan.fs import atomic_write
 
 def write_slowly(temp: Path) -> None:
     with open(temp, "wb") as file:

@@ -34,7 +34,7 @@ import cv2
 import numpy as np
 
 from imgan.errors import ImganError, InputError, OutputError, UsageError
-from imgan.io.images import atomic_write
+from imgan.fs import atomic_write
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v"})
 

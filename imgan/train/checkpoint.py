@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from imgan.errors import TrainingError
-from imgan.io.images import atomic_write
+from imgan.fs import atomic_write
 
 CHECKPOINT_FORMAT = 1
 LATEST_NAME = "latest.pt"
@@ -230,10 +230,10 @@ def _onnx_value(array, like: torch.Tensor, name: str, path: str | Path) -> torch
 def check_onnx_parity(module: nn.Module, path: str | Path, inputs: tuple[torch.Tensor, ...],
                       tolerance: float = 1e-4) -> float:
     """Raise unless `module` computes what the ONNX file computes on `inputs`; the max abs difference."""
-    from imgan.train.export import _torch_outputs, ort_parity
+    from imgan.train.export import torch_outputs, ort_parity
 
     was_training = module.training
-    expected = _torch_outputs(module.eval(), inputs)
+    expected = torch_outputs(module.eval(), inputs)
     module.train(was_training)
     try:
         return ort_parity(Path(path), None, [inputs], [expected], tolerance, Path(path))

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import TrainingError, UsageError
-from ..io.images import atomic_write
+from ..fs import atomic_write
 from ..weights import sha256_of
 
 DEFAULT_OPSET = 17
@@ -73,7 +73,7 @@ def export_onnx(
     if len(cases[0]) != len(input_names):
         raise UsageError(f"{len(cases[0])} example inputs but {len(input_names)} input names")
     frozen = copy.deepcopy(model).cpu().float().eval()
-    expected = [_torch_outputs(frozen, case) for case in cases]
+    expected = [torch_outputs(frozen, case) for case in cases]
     if len(expected[0]) != len(output_names):
         raise UsageError(f"the model returns {len(expected[0])} outputs but {len(output_names)} output names were given")
     axes = dict(dynamic_axes) if dynamic_axes is not None else _default_axes(input_names, cases[0], output_names, expected[0])
@@ -118,7 +118,7 @@ def _as_tuple(inputs: Tensor | Sequence[Tensor]) -> tuple[Tensor, ...]:
     return tuple(t.detach().cpu().float() if t.is_floating_point() else t.detach().cpu() for t in tensors)
 
 
-def _torch_outputs(model: nn.Module, inputs: tuple[Tensor, ...]) -> list[np.ndarray]:
+def torch_outputs(model: nn.Module, inputs: tuple[Tensor, ...]) -> list[np.ndarray]:
     with torch.no_grad():
         result = model(*inputs)
     tensors = [result] if isinstance(result, Tensor) else list(result)

@@ -32,7 +32,8 @@ import cv2
 import numpy as np
 
 from imgan.errors import InputError, UsageError
-from imgan.io.images import SUPPORTED_EXTENSIONS, Picture, atomic_write, read_image, resize_plane, write_image
+from imgan.fs import atomic_write
+from imgan.io.images import SUPPORTED_EXTENSIONS, Picture, read_image, resize_plane, write_image
 from imgan.metrics import psnr, rgb_to_y, ssim_map
 
 from . import TASK

@@ -17,7 +17,8 @@ from typing import Callable
 
 import numpy as np
 
-from imgan.io.images import atomic_write, to_float
+from imgan.fs import atomic_write
+from imgan.io.images import to_float
 from imgan.metrics import ssim
 
 from . import mmnist

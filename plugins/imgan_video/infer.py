@@ -16,7 +16,8 @@ import cv2
 import numpy as np
 
 from imgan.errors import InputError, UsageError
-from imgan.io.images import Picture, atomic_write, from_float, resize_plane, to_float, write_image
+from imgan.fs import atomic_write
+from imgan.io.images import Picture, from_float, resize_plane, to_float, write_image
 from imgan.weights import Weights, resolve_weights
 
 from .cli import DEFAULT_CONTEXT, DEFAULT_FUTURE

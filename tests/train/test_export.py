@@ -95,12 +95,12 @@ def test_write_model_card_reads_opset_from_the_file(tmp_path):
 
 
 def test_failed_parity_leaves_no_file(tmp_path, monkeypatch):
-    real_outputs = export._torch_outputs
+    real_outputs = export.torch_outputs
 
     def outputs_of_a_different_model(model, inputs):
         return [array + 0.01 for array in real_outputs(model, inputs)]
 
-    monkeypatch.setattr(export, "_torch_outputs", outputs_of_a_different_model)
+    monkeypatch.setattr(export, "torch_outputs", outputs_of_a_different_model)
     path = tmp_path / "bad.onnx"
     with pytest.raises(TrainingError, match="differ by 0.01") as caught:
         export_onnx(ShuffleUp(), torch.rand(1, 3, 16, 16), path)
