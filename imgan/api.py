@@ -12,11 +12,12 @@ def build_transform(task: str, *, weights: str | os.PathLike | None = None, devi
                     threads: int | None = None, tile: int | None = None, **task_options: Any):
     """The per-picture transform of a task, with its weights loaded once."""
     descriptor = get_task(task)
-    if descriptor.make_transform is None:
+    make_transform = descriptor.resolve("make_transform")
+    if make_transform is None:
         from .errors import UsageError
 
         raise UsageError(f"task {task!r} has no image inference")
-    return descriptor.make_transform(weights=weights, device=device, threads=threads, tile=tile, **task_options)
+    return make_transform(weights=weights, device=device, threads=threads, tile=tile, **task_options)
 
 
 def run(task: str, inputs: Sequence[str | os.PathLike], *, options: RunOptions | None = None,

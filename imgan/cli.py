@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 import typer
 
 from . import __version__
-from .cli_support import print_json, stderr, stdout
+from .cli_support import print_json, render_export, stderr, stdout
 from .errors import ImganError
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
@@ -104,19 +104,16 @@ def weights_path(name: Annotated[str, typer.Argument(help="TASK/NAME, or NAME if
 def export_command(task: Annotated[str, typer.Argument(help="Task name, e.g. style, sr.")],
                    checkpoint: Annotated[Path, typer.Argument(help="Checkpoint file (a run's latest.pt).")],
                    output: Annotated[Path, typer.Option("--output", "-o", help="The .onnx file to write.")],
-                   name: Annotated[Optional[str], typer.Option(help="Weights name for the model card.")] = None,
+                   name: Annotated[Optional[str], typer.Option(help="Weights name for the model card (default: from the file name).")] = None,
+                   fp16: Annotated[bool, typer.Option("--fp16", help="Also write a float16 copy (for CUDA), parity-checked.")] = False,
                    overwrite: Annotated[bool, typer.Option("--overwrite")] = False) -> None:
     """Export a trained checkpoint to ONNX, check ORT/PyTorch parity and write its model card."""
-    from .errors import OutputError, UsageError
-    from .plugins import get_task
+    from .errors import OutputError
+    from .train.export import export_checkpoint
 
-    descriptor = get_task(task)
-    if descriptor.export is None:
-        raise UsageError(f"task {task!r} has no export")
     if output.exists() and not overwrite:
         raise OutputError("output exists", path=output, hint="pass --overwrite to replace it")
-    report = descriptor.export(checkpoint=checkpoint, output=output, name=name)
-    stdout.print(f"wrote {report.path} (parity max |Δ| {report.max_abs_diff:.2e}) and {report.card_path}")
+    render_export(export_checkpoint(task, checkpoint, output, name=name, fp16=fp16))
 
 
 def train_plot(run_dir: Annotated[Path, typer.Argument(help="A training run folder.")]) -> None:
@@ -126,7 +123,8 @@ def train_plot(run_dir: Annotated[Path, typer.Argument(help="A training run fold
     stdout.print(f"wrote {plot_losses(run_dir)}")
 
 
-def build_app() -> typer.Typer:
+def build_app(only: str | None = None) -> typer.Typer:
+    """The whole CLI; with ``only`` (the invoked command), plugin modules behind other commands stay unloaded."""
     from .plugins import add_plugin_commands, get_tasks
 
     app = typer.Typer(name="imgan", no_args_is_help=True, pretty_exceptions_show_locals=False,
@@ -138,15 +136,26 @@ def build_app() -> typer.Typer:
     eval_app = typer.Typer(help="Evaluate a task's models and print figures.", no_args_is_help=True)
     train_app.command("plot")(train_plot)
     for task in get_tasks().all():
-        if task.train is not None:
-            train_app.command(task.name, help=task.train.__doc__)(task.train)
-        if task.evaluate is not None:
-            eval_app.command(task.name, help=task.evaluate.__doc__)(task.evaluate)
+        _add_task_commands(app, train_app, eval_app, task, only)
     app.add_typer(train_app, name="train")
     app.add_typer(eval_app, name="eval")
     app.command("export")(export_command)
     add_plugin_commands(app)
     return app
+
+
+def _add_task_commands(app: typer.Typer, train_app: typer.Typer, eval_app: typer.Typer, task,
+                       only: str | None) -> None:
+    """The commands a Task describes: its image verb, `imgan train NAME`, `imgan eval NAME`."""
+    from .cli_support import add_image_command
+
+    if task.verb is not None and only in (None, task.verb):
+        add_image_command(app, task.verb, task=task.name, help=task.summary,
+                          options=task.resolve("verb_options"), validate=task.resolve("validate"))
+    for group, part, command in ((train_app, "train", "train"), (eval_app, "evaluate", "eval")):
+        function = task.resolve(part) if only in (None, command) else None
+        if function is not None:
+            group.command(task.name, help=function.__doc__)(function)
 
 
 def _invoked_command(argv: list[str]) -> str | None:
@@ -172,8 +181,8 @@ def main(argv: list[str] | None = None) -> None:
 
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        app = build_app()
         invoked = _invoked_command(argv)
+        app = build_app(only=invoked or None)
         if invoked is not None:
             _keep_only(app, invoked)
         app(args=argv, prog_name="imgan", standalone_mode=True)

@@ -10,60 +10,49 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
+from .cards import CARD_SUFFIX, ModelCard, card_path_for, read_card
 from .errors import UsageError, WeightsError
 
-CARD_SUFFIX = ".json"
 
 
 @dataclass(frozen=True)
 class Weights:
-    """Everything needed to run one ONNX file correctly.
+    """One ONNX file and its model card (imgan.cards.ModelCard), found in the catalogue or by path."""
 
-    input_convention: how the model wants its input; "rgb01" = NCHW float32 RGB in [0, 1].
-    scale: output size / input size. pad_multiple: input sides must be multiples of this.
-    """
-
-    name: str
-    task: str
+    card: ModelCard
     file: Path
-    sha256: str | None = None
-    version: int = 1
-    input_convention: str = "rgb01"
-    scale: int = 1
-    pad_multiple: int = 1
-    recipe: Mapping[str, Any] = field(default_factory=dict)
-    metrics: Mapping[str, Any] = field(default_factory=dict)
-    licence: str = ""
-    description: str = ""
-    extra: Mapping[str, Any] = field(default_factory=dict)
     origin: str = "shipped"
+
+    name = property(lambda self: self.card.name)
+    task = property(lambda self: self.card.task)
+    sha256 = property(lambda self: self.card.sha256)
+    version = property(lambda self: self.card.version)
+    licence = property(lambda self: self.card.licence)
+    description = property(lambda self: self.card.description)
+    metrics = property(lambda self: self.card.metrics)
+    running = property(lambda self: self.card.running)
+    scale = property(lambda self: self.card.running.scale)
+    pad_multiple = property(lambda self: self.card.running.pad_multiple)
+    tile_overlap = property(lambda self: self.card.running.tile_overlap)
+    inference = property(lambda self: self.card.running.inference)
 
     @property
     def id(self) -> str:
-        return f"{self.task}/{self.name}"
+        return self.card.id
+
+    @property
+    def card_path(self) -> Path:
+        return card_path_for(self.file)
 
     @classmethod
     def from_card(cls, card_path: Path, origin: str = "shipped") -> "Weights":
-        try:
-            card = json.loads(card_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise WeightsError(f"unreadable model card: {exc}", path=card_path) from None
-        missing = [key for key in ("name", "task", "file") if key not in card]
-        if missing:
-            raise WeightsError(f"model card lacks {', '.join(missing)}", path=card_path)
-        known = {f for f in cls.__dataclass_fields__ if f not in ("file", "origin", "extra")}
-        extra = {k: v for k, v in card.items() if k not in known and k != "file"}
-        return cls(
-            file=card_path.parent / card["file"],
-            origin=origin,
-            extra=extra,
-            **{k: v for k, v in card.items() if k in known},
-        )
+        card = read_card(card_path)
+        return cls(card=card, file=card_path.parent / card.file, origin=origin)
 
     def verified_path(self) -> Path:
         """The ONNX file, after checking it exists and matches its sha256."""
@@ -73,14 +62,13 @@ class Weights:
                 path=self.file,
                 hint="reinstall imgan, or retrain/export it; `imgan weights list` shows what is available",
             )
-        if self.sha256:
-            actual = sha256_of(self.file)
-            if actual != self.sha256:
-                raise WeightsError(
-                    f"sha256 mismatch for {self.id}: expected {self.sha256[:12]}…, got {actual[:12]}…",
-                    path=self.file,
-                    hint="the file is corrupt or was replaced; restore it or re-export it",
-                )
+        actual = sha256_of(self.file)
+        if actual != self.sha256:
+            raise WeightsError(
+                f"sha256 mismatch for {self.id}: expected {self.sha256[:12]}…, got {actual[:12]}…",
+                path=self.file,
+                hint="the file is corrupt or was replaced; restore it or re-export it",
+            )
         return self.file
 
 
@@ -155,7 +143,12 @@ def weights_for_task(task: str) -> dict[str, Weights]:
 
 
 def resolve_weights(task: str, name_or_path: str | os.PathLike | None, default: str | None = None) -> Weights:
-    """A catalogue name (``monet``), or any compatible ONNX file given by path."""
+    """A catalogue name (``monet``), or any compatible ONNX file given by path; None: ``default``,
+    else the task's default_weights."""
+    if name_or_path is None and default is None:
+        from .plugins import get_task
+
+        default = get_task(task).default_weights
     choice = name_or_path if name_or_path is not None else default
     if choice is None:
         raise UsageError(f"task {task!r} has no default weights", hint="pass --weights NAME or FILE.onnx")
@@ -179,7 +172,9 @@ def weights_from_file(path: Path, task: str) -> Weights:
         if weights.task != task:
             raise WeightsError(f"these weights are for task {weights.task!r}, not {task!r}", path=path)
         return weights
-    return Weights(name=path.stem, task=task, file=path, origin="file")
+    from .runtime.probe import probed_card
+
+    return Weights(card=probed_card(path, task), file=path, origin="file")
 
 
 def verify_all() -> list[tuple[Weights, str | None]]:

@@ -15,13 +15,16 @@ import pickle
 import shutil
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 from torch import nn
 
 from imgan.errors import TrainingError
 from imgan.fs import atomic_write
+
+if TYPE_CHECKING:
+    from imgan.train.spec import ModelSpec
 
 CHECKPOINT_FORMAT = 1
 LATEST_NAME = "latest.pt"
@@ -132,23 +135,20 @@ def start_state(path: str | Path) -> dict[str, Any]:
     Shipped weights are ONNX files; a user who wants to fine-tune one (or a later session whose
     run folders are gone) has no checkpoint. torch.onnx names the initializers after the state
     dict's keys, so the weights come back by name (see weights_from_onnx). Returned like a
-    checkpoint's metadata: step, seconds and ``card`` (for ONNX) or ``model_config``, plus
-    ``onnx`` or ``generator``/``generator_ema`` for the weights.
+    checkpoint's metadata (task, model_config, step, seconds) plus ``onnx`` for an ONNX start.
     """
     path = Path(path)
     if path.suffix.lower() != ".onnx":
         return load_checkpoint(path)
-    import json
+    from imgan.cards import card_path_for, read_card
 
-    card_path = path.with_suffix(".json")
+    card_path = card_path_for(path)
     if not card_path.is_file():
         raise TrainingError("an ONNX file to start from needs its model card beside it", path=card_path,
                             hint="use the .json that `imgan export` wrote, or start from a checkpoint")
-    card = json.loads(card_path.read_text(encoding="utf-8"))
-    recipe = card.get("recipe") if isinstance(card.get("recipe"), dict) else {}
-    steps = card.get("steps") or recipe.get("steps") or 0
-    seconds = card.get("training_seconds") or recipe.get("train_seconds") or 0.0
-    return {"task": card.get("task"), "card": card, "onnx": path, "step": int(steps), "seconds": float(seconds)}
+    card = read_card(card_path)
+    return {"task": card.task, "model_config": dict(card.model_config), "onnx": path,
+            "step": card.provenance.steps, "seconds": card.provenance.seconds}
 
 
 def starting_weights(state: dict[str, Any], module: nn.Module) -> dict[str, torch.Tensor]:
@@ -158,32 +158,39 @@ def starting_weights(state: dict[str, Any], module: nn.Module) -> dict[str, torc
     return state["generator_ema"] if state.get("generator_ema") is not None else state["generator"]
 
 
-def warm_start(start: str | Path, generator: nn.Module, *, task: str, config: Any,
-               config_of: Callable[[dict[str, Any]], Any], parity_inputs: tuple[torch.Tensor, ...],
-               exported: Callable[[nn.Module], nn.Module] = lambda module: module) -> dict[str, Any]:
+def warm_start(start: str | Path, generator: nn.Module, *, task: str, spec: "ModelSpec",
+               model_config: dict[str, Any]) -> dict[str, Any]:
     """Load a previous run's generator weights (checkpoint, or exported .onnx + card) into `generator`.
 
-    `config_of(start_state)` must give the start's model config in the form of `config`: another
-    task or architecture is a TrainingError. Weights read from ONNX are confirmed by running
-    `exported(generator)` (the module that was exported) against the file on `parity_inputs`.
-    Returns the start's description: {"from", "step", "seconds"}.
+    The start must be of the same task and architecture (``spec.architecture`` of both model
+    configs), else TrainingError. Weights read from ONNX are confirmed by running the exported
+    module against the file (ONNX Runtime parity). Returns {"from", "step", "seconds"}.
     """
     state = start_state(start)
-    theirs = config_of(state) if state.get("task") == task else None
-    if theirs != config:
+    ours = _as_plain(spec.architecture(model_config))
+    theirs = _as_plain(spec.architecture(state["model_config"])) if state.get("task") == task else None
+    if theirs != ours:
         raise TrainingError("the weights to start from have a different model", path=start,
                             hint=f"train with their settings: {_as_json(theirs)}" if theirs is not None
                             else f"start from {task} weights")
     generator.load_state_dict(starting_weights(state, generator))
     if "onnx" in state:
-        check_onnx_parity(exported(generator), start, parity_inputs)
-    return {"from": str(start), "step": int(state["step"]), "seconds": round(float(state["seconds"]), 1)}
+        check_onnx_parity(spec.exportable(generator), start, spec.parity_inputs(model_config))
+    from imgan.cards import portable_path
+
+    return {"from": portable_path(start), "step": int(state["step"]), "seconds": round(float(state["seconds"]), 1)}
+
+
+def _as_plain(config: Any) -> Any:
+    import json
+
+    return json.loads(json.dumps(config))
 
 
 def _as_json(config: Any) -> str:
     import json
 
-    return json.dumps(config.to_dict() if hasattr(config, "to_dict") else config)
+    return json.dumps(config)
 
 
 def weights_from_onnx(path: str | Path, module: nn.Module) -> dict[str, torch.Tensor]:

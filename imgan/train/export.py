@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import copy
 import heapq
-import json
 import os
 import warnings
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -20,6 +18,7 @@ import onnx
 import torch
 from torch import Tensor, nn
 
+from ..cards import ExportInfo, ModelCard, card_path_for, now_utc, write_card
 from ..errors import TrainingError, UsageError
 from ..fs import atomic_write
 from ..weights import sha256_of
@@ -31,7 +30,7 @@ FP16_SUFFIX = ".fp16.onnx"
 @dataclass
 class ExportReport:
     path: Path
-    card_path: Path
+    card_path: Path | None
     sha256: str
     max_abs_diff: float
     sizes_checked: list[tuple[int, int]]
@@ -54,12 +53,13 @@ def export_onnx(
     dynamic_axes: Mapping[str, Mapping[int, str]] | None = None,
     parity_inputs: Sequence[Tensor | tuple[Tensor, ...]] | None = None,
     tolerance: float = 1e-4,
-    card: Mapping[str, Any] | None = None,
+    card: ModelCard | None = None,
     fp16: bool = False,
     fp16_tolerance: float = 1e-2,
     opset: int = DEFAULT_OPSET,
 ) -> ExportReport:
-    """Export ``model`` (a CPU copy in eval mode) to ``path`` and write ``<stem>.json`` beside it.
+    """Export ``model`` (a CPU copy in eval mode) to ``path``; with ``card``, write it beside the file
+    (``<stem>.json``) with its file name, sha256 and export group filled in.
 
     ``dynamic_axes`` default: batch, height and width (dims 0, -2, -1) of every input and
     output are dynamic. ``example`` and each of ``parity_inputs`` (use another size) are run
@@ -96,10 +96,14 @@ def export_onnx(
     max_diff, fp16_diff = parity["fp32"], parity.get("fp16")
 
     sizes = [tuple(int(side) for side in case[0].shape[-2:]) for case in cases]
-    card_extra = {"parity_sizes": [list(size) for size in sizes]}
-    if fp16_final is not None:
-        card_extra |= {"fp16_file": fp16_final.name, "fp16_sha256": sha256_file(fp16_final), "fp16_parity_max_abs_diff": fp16_diff}
-    card_path = write_model_card(final, {**(card or {}), **card_extra}, parity_max_abs_diff=max_diff)
+    info = ExportInfo(opset=opset, exported_at=now_utc(), parity_max_abs_diff=max_diff, parity_sizes=tuple(sizes),
+                      fp16_file=fp16_final.name if fp16_final else None,
+                      fp16_sha256=sha256_file(fp16_final) if fp16_final else None,
+                      fp16_parity_max_abs_diff=fp16_diff)
+    card_path = None
+    if card is not None:
+        card_path = write_card(card.replace(file=final.name, sha256=sha256_file(final), export=info),
+                               card_path_for(final))
     return ExportReport(
         path=final,
         card_path=card_path,
@@ -259,27 +263,59 @@ def _sort_nodes_topologically(graph: onnx.GraphProto) -> None:
     graph.node.extend(nodes)
 
 
-def _opset_of(onnx_path: Path) -> int | None:
-    model = onnx.load(str(onnx_path), load_external_data=False)
-    return next((entry.version for entry in model.opset_import if entry.domain in ("", "ai.onnx")), None)
+# ----------------------------------------------------------------------------------- from a run
 
 
-def write_model_card(
-    onnx_path: str | os.PathLike, card: Mapping[str, Any], *, parity_max_abs_diff: float | None = None
-) -> Path:
-    """Write ``<stem>.json`` beside the model: ``card`` plus file, sha256, exported_at, opset and
-    parity_max_abs_diff (the argument, else the card's own value). Returns the card's path."""
-    model_path = Path(onnx_path)
-    if not model_path.is_file():
-        raise TrainingError("cannot write a model card for a missing model", path=model_path)
-    content = dict(card)
-    content.update(
-        file=model_path.name,
-        sha256=sha256_file(model_path),
-        exported_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        opset=_opset_of(model_path),
-        parity_max_abs_diff=parity_max_abs_diff if parity_max_abs_diff is not None else card.get("parity_max_abs_diff"),
+def export_checkpoint(task: str, checkpoint: str | os.PathLike, output: str | os.PathLike, *,
+                      name: str | None = None, version: int = 1, licence: str = "", description: str = "",
+                      fp16: bool = False) -> ExportReport:
+    """The one export of a trained run: checkpoint (+ its run.json) -> ONNX + parity + model card.
+
+    The generator is rebuilt from the checkpoint's model_config through the task's ModelSpec; the
+    card's provenance comes from run.json beside the checkpoint and the checkpoint itself.
+    """
+    from .checkpoint import generator_from_checkpoint
+    from .run import read_run
+    from .spec import spec_of_task
+
+    spec = spec_of_task(task)
+    checkpoint, output = Path(checkpoint), Path(output)
+    generator, meta = generator_from_checkpoint(checkpoint, spec.build)
+    if meta.get("task") != task:
+        raise UsageError(f"{checkpoint} is a {meta.get('task')!r} checkpoint, not {task!r}",
+                         hint=f"export it with `imgan export {meta.get('task')} ...`")
+    model_config = meta["model_config"]
+    run = read_run(checkpoint.parent)
+    card = ModelCard(task=task, name=name or _name_from_file(output, task), file=output.name, sha256="-",
+                     version=version, licence=licence, description=description,
+                     running=spec.running(model_config), model_config=model_config,
+                     provenance=provenance_of(run, meta))
+    if spec.finish_card is not None:
+        card = spec.finish_card(card, {"onnx": output, "run": run, "checkpoint": meta})
+    sizes = spec.export_sizes
+    return export_onnx(spec.exportable(generator), spec.example_inputs(model_config, *sizes[0]), output,
+                       input_names=spec.input_names, output_names=spec.output_names,
+                       dynamic_axes=spec.dynamic_axes(model_config) if spec.dynamic_axes else None,
+                       parity_inputs=[spec.example_inputs(model_config, *size) for size in sizes[1:]],
+                       card=card, fp16=fp16)
+
+
+def provenance_of(run: Mapping[str, Any], meta: Mapping[str, Any]) -> "Provenance":
+    """Steps and seconds include those of the weights the run started from (init_from)."""
+    from ..cards import Provenance
+
+    start = run.get("init_from") or {}
+    train_config = dict(run.get("train_config") or meta.get("train_config") or {})
+    train_config.pop("run_dir", None)
+    recipe = dict(run.get("recipe") or {})
+    return Provenance(
+        steps=int(meta.get("step", 0)) + int(start.get("step", 0)),
+        seconds=round(float(meta.get("seconds", 0.0)) + float(start.get("seconds", 0.0)), 1),
+        recipe=recipe, train_config=train_config, data=recipe.get("data"), command=run.get("command"),
+        init_from=start or None, resumptions=tuple(run.get("resumptions") or ()),
     )
-    text = json.dumps(content, indent=2, sort_keys=False, default=str) + "\n"
-    return atomic_write(model_path.with_suffix(".json"), lambda temp: temp.write_text(text, encoding="utf-8"),
-                        overwrite=True)
+
+
+def _name_from_file(output: Path, task: str) -> str:
+    stem = output.stem
+    return stem[len(task) + 1:] if stem.startswith(task + "-") else stem

@@ -91,10 +91,15 @@ class Recipe(Protocol):
     task: str
     model_config: dict
     loss_weights: dict[str, float]
+    model_spec: Any = None  # the task's imgan.train.spec.ModelSpec: needed for TrainConfig.init_from
 
     def build_generator(self) -> nn.Module:
-        """A fresh generator (random init) for `model_config`."""
-        ...
+        """A fresh generator (random init) for `model_config`; by default the ModelSpec's."""
+        return self.model_spec.build(self.model_config)
+
+    def describe(self) -> dict:
+        """Optional: what run.json (and so the model card) records of the recipe: data, crops, losses."""
+        return {}
 
     def build_discriminator(self) -> nn.Module | None:
         """A fresh discriminator returning raw logits, or None for content-only training."""
@@ -153,6 +158,8 @@ class TrainConfig(JsonConfig):
     seed: int = 0
     workers: int = 0  # DataLoader worker processes
     label_smoothing: float = 0.1  # one-sided, vanilla mode only
+    threads: int | None = None  # torch CPU threads (None: torch's default)
+    init_from: str | None = None  # a checkpoint or exported .onnx (+ card) a new run starts from
 
     refuse_unknown_keys = True  # not annotated: a class setting, not a field
 
@@ -210,6 +217,8 @@ def fit(
     `on_log` gets every log record ({"step", "time", losses..., "lr"}) on rank 0.
     Ctrl-C finishes the current step, saves a checkpoint and returns with interrupted=True.
     """
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
     cluster, device = _join_cluster(config.device)
     try:
         return _fit(recipe, config, cluster, device, resume=resume, progress=progress, on_log=on_log,
@@ -252,6 +261,7 @@ class _Parts:
     # What the training step calls: the module itself, or its DistributedDataParallel wrapper.
     generator_train: nn.Module | None = None
     discriminator_train: nn.Module | None = None
+    started_from: dict | None = None  # the warm start's {"from", "step", "seconds"}
 
 
 @dataclass
@@ -348,7 +358,8 @@ def _start_run(recipe: Recipe, config: TrainConfig, cluster: _Cluster, device: t
     checkpoint = _checkpoint_to_resume(config.run_dir, recipe.task, model_config, resume)
     amp = config.amp and device.type == "cuda"
     seed_everything(_derive_seed(config.seed, "init"))
-    parts = _build_parts(recipe, config, device, amp)
+    start = config.init_from if checkpoint is None else None
+    parts = _build_parts(recipe, config, device, amp, start=start, model_config=model_config)
     run = _Run(recipe, config, cluster, amp, model_config, parts, at=_Position())
     if checkpoint is not None:
         run.at = _restore(parts, checkpoint, config, config.run_dir / LATEST_NAME)
@@ -357,7 +368,21 @@ def _start_run(recipe: Recipe, config: TrainConfig, cluster: _Cluster, device: t
     if cluster.is_main:
         config.run_dir.mkdir(parents=True, exist_ok=True)
         _truncate_log(config.run_dir / LOG_NAME, after_step=run.at.step)
+        _record_run(recipe, config, model_config, checkpoint, parts.started_from)
     return run
+
+
+def _record_run(recipe: Recipe, config: TrainConfig, model_config: dict, checkpoint: dict | None,
+                started_from: dict | None) -> None:
+    """run.json: written when a run starts, a resumption noted when it goes on (imgan.train.run)."""
+    from imgan.train.run import record_resumption, record_start
+
+    train_config = config.to_dict()
+    if checkpoint is not None:
+        record_resumption(config.run_dir, step=int(checkpoint["step"]), train_config=train_config)
+    else:
+        record_start(config.run_dir, task=recipe.task, recipe=recipe.describe(), model_config=model_config,
+                     train_config=train_config, init_from=started_from)
 
 
 def _train_step(recipe: Recipe, parts: _Parts, config: TrainConfig, batch: Any, amp: bool, device: torch.device) -> dict[str, Tensor]:
@@ -450,12 +475,16 @@ def _discriminator_input(recipe: Recipe, image: Tensor, batch: Any) -> Tensor:
 # --------------------------------------------------------------------------- models and optimisers
 
 
-def _build_parts(recipe: Recipe, config: TrainConfig, device: torch.device, amp: bool) -> _Parts:
-    generator = recipe.build_generator().to(device)
+def _build_parts(recipe: Recipe, config: TrainConfig, device: torch.device, amp: bool, *,
+                 start: str | None = None, model_config: dict | None = None) -> _Parts:
+    generator = recipe.build_generator()
+    started_from = _warm_start(recipe, generator, start, model_config) if start else None
+    generator = generator.to(device)
     parts = _Parts(
         generator=generator,
         optimizer_g=_adam(generator, config.lr_g, config.betas),
         scaler_g=torch.amp.GradScaler(device.type, enabled=amp),
+        started_from=started_from,
     )
     if config.ema_decay is not None:
         parts.ema = copy.deepcopy(generator).eval().requires_grad_(False)
@@ -472,6 +501,14 @@ def _build_parts(recipe: Recipe, config: TrainConfig, device: torch.device, amp:
         parts.optimizer_d = _adam(parts.discriminator, config.lr_d, config.betas)
         parts.scaler_d = torch.amp.GradScaler(device.type, enabled=amp)
     return parts
+
+
+def _warm_start(recipe: Recipe, generator: nn.Module, start: str, model_config: dict) -> dict:
+    from imgan.train.checkpoint import warm_start
+
+    if recipe.model_spec is None:
+        raise TrainingError(f"recipe error: the {recipe.task} recipe has no model_spec, so it cannot start from weights")
+    return warm_start(start, generator, task=recipe.task, spec=recipe.model_spec, model_config=model_config)
 
 
 def _adam(module: nn.Module, lr: float, betas: tuple[float, float]) -> torch.optim.Adam:

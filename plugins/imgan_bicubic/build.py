@@ -37,16 +37,16 @@ def build_model(scale: int = 2):
 def main(out_dir: Path) -> Path:
     import onnx
 
-    from imgan.train.export import write_model_card
+    from imgan.cards import ModelCard, Provenance, Running, card_path_for, write_card
+    from imgan.weights import sha256_of
 
     path = out_dir / "bicubic-x2.onnx"
     onnx.save(build_model(2), path)
-    write_model_card(path, {
-        "name": "x2", "task": "bicubic", "version": 1, "scale": 2, "pad_multiple": 1, "input_convention": "rgb01",
-        "tile_overlap": 4, "description": "×2 bicubic interpolation (a=-0.75), a baseline",
-        "licence": "MIT", "recipe": {"method": "ONNX Resize cubic, a=-0.75, half_pixel, clip [0,1]"},
-        "metrics": {},
-    })
+    write_card(ModelCard(task="bicubic", name="x2", file=path.name, sha256=sha256_of(path), licence="MIT",
+                         description="×2 bicubic interpolation (a=-0.75), a baseline",
+                         running=Running(scale=2, tile_overlap=4),
+                         provenance=Provenance(recipe={"method": "ONNX Resize cubic, a=-0.75, half_pixel, clip [0,1]"})),
+               card_path_for(path))
     return path
 
 
