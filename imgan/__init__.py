@@ -1,7 +1,14 @@
 """imgan: plugin-based image-to-image deep learning (style transfer, SR, inpainting, video).
 
-Library first: ``imgan.run("sr", ["photo.jpg"])`` does what ``imgan upscale photo.jpg`` does.
-Importing imgan is cheap; heavy modules load when first used.
+Library first: each CLI verb is a function here.
+
+    imgan.upscale("photo.jpg", output="photo_x4.png")        # files, folders, globs: a BatchReport
+    big = imgan.upscale(pil_image, model="srgan")            # a PIL image or array: the same kind back
+    imgan.stylize(array, style="monet:0.6,hokusai:0.4")
+    imgan.inpaint("photo.jpg", mask="mask.png", output="clean.png")
+
+Bad input raises the typed errors of imgan.errors. Importing imgan is cheap (no torch, no typer);
+heavy modules load when first used.
 """
 from __future__ import annotations
 
@@ -11,7 +18,8 @@ from .errors import ImganError  # noqa: E402
 from .plugins import hookimpl  # noqa: E402
 from .tasks import Task  # noqa: E402
 
-__all__ = ["__version__", "ImganError", "Task", "hookimpl", "run", "get_task", "list_tasks"]
+__all__ = ["__version__", "ImganError", "Task", "hookimpl", "run", "get_task", "list_tasks", "stylize", "upscale",
+           "inpaint", "bicubic"]
 
 
 def run(task, inputs, **kwargs):
@@ -31,3 +39,20 @@ def list_tasks() -> list[Task]:
     from .plugins import get_tasks
 
     return get_tasks().all()
+
+
+def _verb(name: str):
+    def verb(source, **kwargs):
+        from .api import VERB_TASKS, process
+
+        return process(VERB_TASKS[name], source, **kwargs)
+
+    verb.__name__ = verb.__qualname__ = name
+    verb.__doc__ = f"`imgan {name}` as a function; see imgan.api.process for sources, outputs and options."
+    return verb
+
+
+stylize = _verb("stylize")
+upscale = _verb("upscale")
+inpaint = _verb("inpaint")
+bicubic = _verb("bicubic")

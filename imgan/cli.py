@@ -35,13 +35,14 @@ def plugins_command(json: JsonOpt = False) -> None:
     from .weights import catalogue
 
     state = get_state()
-    get_tasks()
+    tasks = get_tasks()
     table_weights = catalogue()
     rows = []
     for info in state.infos.values():
         weights = [f"{t}/{n}" for t in info.tasks for n in sorted(table_weights.get(t, {}))]
+        verbs = [tasks.get(t).verb for t in info.tasks if tasks.get(t).verb]
         rows.append({"plugin": info.name, "version": info.version, "module": info.module, "tasks": info.tasks,
-                     "commands": info.commands, "weights": weights})
+                     "commands": verbs + info.commands, "weights": weights})
     if json:
         return print_json({"plugins": rows, "warnings": state.warnings})
     from rich.table import Table

@@ -22,7 +22,7 @@ def test_shipped_card_is_complete(bicubic_file):
     weights = resolve_weights("bicubic", None, default="x2")
     assert weights.scale == 2 and weights.file == bicubic_file and len(weights.sha256) == 64
     assert weights.verified_path() == bicubic_file
-    assert weights.extra["tile_overlap"] == 4
+    assert weights.tile_overlap == 4 and weights.card.card_format == 2
 
 
 def test_sha_mismatch_is_a_clear_error(tmp_path, bicubic_file):
@@ -50,11 +50,15 @@ def test_user_weights_override_and_task_mismatch(tmp_path, isolated_home, bicubi
         resolve_weights("bicubic", "x3")
 
 
-def test_any_onnx_file_without_card_is_usable(tmp_path, bicubic_file):
+def test_any_onnx_file_without_card_is_probed_once(tmp_path, isolated_home, bicubic_file):
     bare = tmp_path / "mine.onnx"
     shutil.copy(bicubic_file, bare)
     weights = resolve_weights("bicubic", str(bare))
-    assert weights.file == bare and weights.sha256 is None
+    assert weights.file == bare and weights.scale == 2 and weights.sha256 == resolve_weights("bicubic", "x2").sha256
+    stored = list((isolated_home / "probed").glob("*.json"))
+    assert len(stored) == 1 and weights.verified_path() == bare
+    stored[0].write_text(stored[0].read_text().replace('"scale": 2', '"scale": 3'))
+    assert resolve_weights("bicubic", str(bare)).scale == 3  # the stored probe is used, not a new one
 
 
 def test_session_runs_caches_and_refuses_unknown_device(bicubic_file):
