@@ -19,7 +19,10 @@ Filling (the Inpainter):
   2. A region is processed at full resolution when its thickest hole fits the model (radius =
      distance from the hole's inside to the nearest known pixel <= the card's max_hole_radius);
      thicker holes are processed downscaled by the factor that makes them fit, and the fill is
-     enlarged back. A region larger than the working size goes through the core's tiling.
+     enlarged back. The model runs on the region through the core's one image path (run_model):
+     in tiles of edge `tile` (--tile, default the card's working_size) plus their overlap (the
+     card's tile_overlap), the mask cut into the same tiles as the model's second input. The
+     edge is in the model's input pixels: those of the downscaled window when it was downscaled.
   3. Only hole pixels are written back: every other pixel of the output is the input's, bit for
      bit, whatever the model computed there (the ONNX graph composites too; this makes it exact).
 So a 24-megapixel photo with a small hole costs a few hundred milliseconds: only the area around
@@ -36,34 +39,23 @@ from typing import Callable, Iterable, Sequence
 import cv2
 import numpy as np
 
+from imgan.cards import Running
 from imgan.errors import InputError, UsageError
 from imgan.io.images import SUPPORTED_EXTENSIONS, Picture, from_float, read_image, resize_plane, to_float
-from imgan.runtime.tiling import tiled_apply
+from imgan.runtime.model_transform import run_model
+from imgan.runtime.tiling import MIN_TILE
 
-Box = tuple[int, int, int, int]  # x, y, width, height: how users write boxes
+from . import TASK
+from .spec import MAX_HOLE_RADIUS, PAD_MULTIPLE, TILE_OVERLAP, WORKING_SIZE, Box, parse_box
+
 Model = Callable[[np.ndarray, np.ndarray], np.ndarray]  # image (N,3,h,w), mask (N,1,h,w) -> (N,3,h,w)
 
-DEFAULT_WORKING_SIZE = 512
-DEFAULT_MAX_HOLE_RADIUS = 48
-DEFAULT_OVERLAP = 64
 CONTEXT_RADII = 3  # context kept around a hole, in multiples of its radius
 MIN_MARGIN = 16
 MAX_SEPARATE_REGIONS = 256  # beyond this many holes, one region around all (merging is quadratic)
 
 
 # ------------------------------------------------------------------------------------- masks
-
-
-def parse_box(text: str | Sequence[int]) -> Box:
-    """"x,y,w,h" (or a 4-sequence) -> Box; UsageError unless four integers with w, h > 0."""
-    parts = text.replace(" ", "").split(",") if isinstance(text, str) else list(text)
-    try:
-        x, y, w, h = (int(part) for part in parts)
-    except (TypeError, ValueError):
-        raise UsageError(f"--box {text!r} is not x,y,w,h", hint="e.g. --box 10,20,100,50 (pixels)") from None
-    if w <= 0 or h <= 0:
-        raise UsageError(f"--box {text!r} has a width or height <= 0", hint="x,y,w,h with w, h > 0")
-    return x, y, w, h
 
 
 def boxes_hole(boxes: Iterable[Box], height: int, width: int, *, source: Path | None = None) -> np.ndarray:
@@ -261,13 +253,13 @@ def _merge_overlapping(regions: list[Region]) -> list[Region]:
 class Inpainter:
     """Fills the holes of (H, W, 3) images with `model`; pixels outside the hole stay exactly as given."""
 
-    def __init__(self, model: Model, *, pad_multiple: int = 4, working_size: int = DEFAULT_WORKING_SIZE,
-                 max_hole_radius: float = DEFAULT_MAX_HOLE_RADIUS, overlap: int = DEFAULT_OVERLAP):
+    def __init__(self, model: Model, *, pad_multiple: int = PAD_MULTIPLE, working_size: int = WORKING_SIZE,
+                 max_hole_radius: float = MAX_HOLE_RADIUS, overlap: int = TILE_OVERLAP):
+        """`working_size`: the tile edge (the model runs on tiles this big plus `overlap`)."""
         self.model = model
-        self.pad_multiple = pad_multiple
+        self.running = Running(pad_multiple=pad_multiple, tile_overlap=overlap)
         self.working_size = working_size
         self.max_hole_radius = max_hole_radius
-        self.overlap = overlap
 
     def __call__(self, rgb: np.ndarray, hole: np.ndarray, progress=None) -> np.ndarray:
         """`rgb` (H, W, 3) uint8, uint16 or float in [0, 1]; `hole` (H, W) bool. Returns a new array."""
@@ -300,31 +292,24 @@ class Inpainter:
             pixels = resize_plane(pixels, small)
             # Any small pixel that a hole pixel reaches is a hole: no hole content leaks in.
             hole = resize_plane(hole.astype(np.float32), small) > 0
-        stacked = np.dstack([pixels, hole.astype(np.float32)])  # (h, w, 4): image + mask
-        tile = max(self.working_size, 16)
-        composite = tiled_apply(self._run_model, stacked, tile=tile, overlap=self.overlap,
-                                multiple=self.pad_multiple, out_channels=3)  # (h', w', 3) in [0, 1]
+        composite = run_model(self.model, pixels, self.running, tile=max(self.working_size, MIN_TILE),
+                              planes=hole[..., None], out_channels=3)  # (h', w', 3) in [0, 1]
         if scale < 1.0:
             # Bilinear, not resize_plane's bicubic: no overshoot rings where the fill meets the photo.
             composite = cv2.resize(composite, (width, height), interpolation=cv2.INTER_LINEAR)
         return composite
 
-    def _run_model(self, stacked: np.ndarray) -> np.ndarray:
-        """(N, 4, h, w) image + mask planes -> (N, 3, h, w)."""
-        return self.model(stacked[:, :3], stacked[:, 3:4])
-
 
 def inpainter_for_weights(weights, *, device: str = "auto", threads: int | None = None,
                           tile: int | None = None) -> Inpainter:
-    """An Inpainter running these weights, set up from their model card."""
+    """An Inpainter running these weights, set up from their model card; `tile` (--tile) replaces
+    the card's working_size as the tile edge."""
     from imgan.runtime.session import load_model
 
     model = load_model(weights.verified_path(), device=device, threads=threads)
-    extra = weights.extra
-    return Inpainter(model, pad_multiple=weights.pad_multiple,
-                     working_size=tile or int(extra.get("working_size", DEFAULT_WORKING_SIZE)),
-                     max_hole_radius=float(extra.get("max_hole_radius", DEFAULT_MAX_HOLE_RADIUS)),
-                     overlap=int(extra.get("tile_overlap", DEFAULT_OVERLAP)))
+    return Inpainter(model, pad_multiple=weights.pad_multiple, overlap=weights.tile_overlap,
+                     working_size=tile or int(weights.inference.get("working_size", WORKING_SIZE)),
+                     max_hole_radius=float(weights.inference.get("max_hole_radius", MAX_HOLE_RADIUS)))
 
 
 def inpaint_transform(inpainter: Inpainter, masks: MaskSource) -> Callable[..., Picture]:
@@ -339,3 +324,13 @@ def inpaint_transform(inpainter: Inpainter, masks: MaskSource) -> Callable[..., 
         return picture.replace(rgb=rgb, alpha=alpha)
 
     return transform
+
+
+def make_transform(*, weights=None, device="auto", threads=None, tile=None, mask=None, box=None, dilate=0,
+                   resize_mask=False):
+    """`imgan inpaint`: fill each picture's hole (see the module docstring); `tile` is the tile edge."""
+    from imgan.weights import resolve_weights
+
+    masks = MaskSource(mask, box or (), dilate=dilate, resize=resize_mask)
+    inpainter = inpainter_for_weights(resolve_weights(TASK, weights), device=device, threads=threads, tile=tile)
+    return inpaint_transform(inpainter, masks)

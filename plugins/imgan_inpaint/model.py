@@ -23,18 +23,26 @@ multiples of PAD_MULTIPLE (two stride-2 convolutions); the pyramid rounds odd si
 
 The critic is SN-PatchGAN: strided 5x5 convs on image + mask, one logit per patch (spectral
 norm is applied by the training loop, TrainConfig.spectral_norm).
+
+SPEC (imgan.train.spec.ModelSpec) is how the core exports, warm-starts and checks the net: the
+exported graph is CompositeOnly, (image, mask) -> the composite.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Mapping
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from imgan.cards import ModelCard, Running
 from imgan.config import JsonConfig
+from imgan.train.spec import ModelSpec
 
-PAD_MULTIPLE = 4  # the encoder's total stride
+from .masks import random_mask
+from .spec import MAX_HOLE_RADIUS, PAD_MULTIPLE, TILE_OVERLAP, WORKING_SIZE
 
 
 @dataclass(frozen=True)
@@ -189,3 +197,45 @@ class PatchDiscriminator(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.body(x)
+
+
+# ----------------------------------------------------------------------------------- export
+
+
+class CompositeOnly(nn.Module):
+    """The exported graph: (image, mask) -> composite, with no Python flag to trace."""
+
+    def __init__(self, net: InpaintNet):
+        super().__init__()
+        self.net = net
+
+    def forward(self, image: Tensor, mask: Tensor) -> Tensor:
+        return self.net(image, mask)
+
+
+def example_inputs(model_config: Mapping[str, Any], height: int, width: int) -> tuple[Tensor, Tensor]:
+    """A random image and a random stroke/box mask (1 = hole) of that size, the same every time."""
+    seed = 1000 * height + width
+    image = torch.rand(1, 3, height, width, generator=torch.Generator().manual_seed(seed))
+    hole = random_mask(height, width, np.random.default_rng(seed))
+    return image, torch.from_numpy(hole)[None, None].float()
+
+
+def running(model_config: Mapping[str, Any]) -> Running:
+    return Running(scale=1, pad_multiple=PAD_MULTIPLE, tile_overlap=TILE_OVERLAP, input_convention="rgb01",
+                   inputs={"image": "NCHW float32 RGB in [0, 1]", "mask": "N1HW float32, 1 = hole"},
+                   outputs={"output": "the composite: the image outside the hole, the generated fill inside"},
+                   inference={"working_size": WORKING_SIZE, "max_hole_radius": MAX_HOLE_RADIUS})
+
+
+def finish_card(card: ModelCard, context: dict) -> ModelCard:
+    return card.replace(
+        description="Gated-conv inpainting (DeepFill v2 style, push-pull coarse fill, SN-PatchGAN), "
+                    f"{context['checkpoint']['step']} steps on CPU",
+        licence="MIT (code); weights trained on BSDS500 train photos (research use)")
+
+
+# Sides multiples of PAD_MULTIPLE: the traced example, then the parity check at another shape.
+SPEC = ModelSpec(build=build_generator, example_inputs=example_inputs, running=running, exportable=CompositeOnly,
+                 input_names=("image", "mask"), output_names=("output",), export_sizes=((96, 128), (68, 52)),
+                 finish_card=finish_card)

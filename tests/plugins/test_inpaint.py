@@ -16,7 +16,7 @@ from ..conftest import gradient_image, run_cli, save_png
 
 pytest.importorskip("imgan_inpaint")
 
-from imgan_inpaint import evaluation as inpaint_eval  # noqa: E402
+from imgan_inpaint import evaluate as inpaint_eval  # noqa: E402
 from imgan_inpaint.infer import (  # noqa: E402
     Inpainter,
     MaskSource,
@@ -24,9 +24,9 @@ from imgan_inpaint.infer import (  # noqa: E402
     dilate_hole,
     hole_regions,
     inpaint_transform,
-    parse_box,
 )
 from imgan_inpaint.masks import random_mask  # noqa: E402
+from imgan_inpaint.spec import parse_box  # noqa: E402
 
 
 class SpyModel:
@@ -271,11 +271,11 @@ def write_fake_checkpoint(path: Path, net) -> Path:
 @pytest.fixture(scope="module")
 def tiny_weights(tmp_path_factory) -> Path:
     """An exported tiny model (parity checked at two sizes by the export) with its model card."""
-    from imgan_inpaint.recipe import export_inpaint
+    from imgan.train.export import export_checkpoint
 
     folder = tmp_path_factory.mktemp("weights")
     checkpoint = write_fake_checkpoint(folder / "run" / "latest.pt", tiny_net())
-    report = export_inpaint(checkpoint, folder / "inpaint-tiny.onnx")
+    report = export_checkpoint("inpaint", checkpoint, folder / "inpaint-tiny.onnx")
     assert report.max_abs_diff < 1e-4 and len(report.sizes_checked) == 2
     return report.path
 
@@ -285,8 +285,8 @@ def test_export_writes_a_card_and_runs_like_torch_at_other_sizes(tiny_weights):
     import torch
 
     card = json.loads(tiny_weights.with_suffix(".json").read_text())
-    assert card["task"] == "inpaint" and card["name"] == "tiny" and card["pad_multiple"] == 4
-    assert card["working_size"] > 0 and card["recipe"]["steps"] == 3
+    assert card["task"] == "inpaint" and card["name"] == "tiny" and card["running"]["pad_multiple"] == 4
+    assert card["running"]["inference"]["working_size"] > 0 and card["provenance"]["steps"] == 3
     net = tiny_net()
     session = ort.InferenceSession(str(tiny_weights), providers=["CPUExecutionProvider"])
     for height, width in [(40, 40), (20, 76)]:
@@ -300,6 +300,7 @@ def test_export_writes_a_card_and_runs_like_torch_at_other_sizes(tiny_weights):
 
 def test_the_recipe_trains_two_steps_through_the_loop(tmp_path, shared_assets, monkeypatch):
     from imgan.train.checkpoint import load_checkpoint
+    from imgan.train.run import read_run
     from imgan_inpaint.recipe import train_inpaint
 
     monkeypatch.setenv("IMGAN_VGG19_WEIGHTS", str(shared_assets / "vgg19" / "vgg19_imagenet_conv1_1-conv3_4.pth"))
@@ -313,22 +314,24 @@ def test_the_recipe_trains_two_steps_through_the_loop(tmp_path, shared_assets, m
     for term in ("hole", "valid", "perceptual", "style", "adversarial", "d_total"):
         assert np.isfinite(logged[term])
     assert load_checkpoint(result.checkpoint)["discriminator"] is not None
-    assert json.loads((tmp_path / "run" / "recipe.json").read_text())["crop"] == 32
+    assert read_run(tmp_path / "run")["recipe"]["crop"] == 32
 
 
 def test_training_starts_from_exported_weights_and_refuses_another_model(tmp_path):
     """--init-from the shipped kind of file: the first step (lr ~0) continues from the ONNX weights."""
     import torch
     from imgan.train.checkpoint import generator_from_checkpoint
+    from imgan.train.export import export_checkpoint
     from imgan_inpaint.model import build_generator
-    from imgan_inpaint.recipe import export_inpaint, train_inpaint
+    from imgan_inpaint.recipe import train_inpaint
 
     net = tiny_net()
     with torch.no_grad():  # trained biases differ; equal (zero) ones would be merged into one by the exporter
         for name, parameter in net.named_parameters():
             if name.endswith("bias"):
                 parameter.normal_(std=0.05)
-    start = export_inpaint(write_fake_checkpoint(tmp_path / "start" / "latest.pt", net), tmp_path / "inpaint-start.onnx").path
+    start = export_checkpoint("inpaint", write_fake_checkpoint(tmp_path / "start" / "latest.pt", net),
+                              tmp_path / "inpaint-start.onnx").path
     photos = tmp_path / "photos"
     for index in range(2):
         save_png(photos / f"{index}.png", gradient_image(40, 44, seed=index))
@@ -338,10 +341,41 @@ def test_training_starts_from_exported_weights_and_refuses_another_model(tmp_pat
     after, _ = generator_from_checkpoint(result.checkpoint, build_generator, ema=False)
     for key, value in net.state_dict().items():
         assert torch.allclose(after.state_dict()[key], value, atol=1e-6), key
-    card = json.loads(export_inpaint(result.checkpoint, tmp_path / "inpaint-warm.onnx").card_path.read_text())
-    assert card["recipe"]["init_from"]["step"] == 3 and card["recipe"]["train_seconds"] >= 1
+    card = json.loads(export_checkpoint("inpaint", result.checkpoint, tmp_path / "inpaint-warm.onnx").card_path.read_text())
+    assert card["provenance"]["init_from"]["step"] == 3 and card["provenance"]["seconds"] >= 1
     with pytest.raises(Exception, match="different model"):
         train_inpaint(run_dir=tmp_path / "other", init_from=start, **{**options, "width": 8})
+
+
+def test_resuming_keeps_the_recorded_init_from(tmp_path):
+    """The run.json of a warm-started run still names its start after --resume (once a resume
+    rewrote the plugin's own recipe file and dropped it), and notes the resumption."""
+    from imgan.train.export import export_checkpoint
+    from imgan.train.run import read_run
+    from imgan_inpaint.recipe import train_inpaint
+
+    start = write_fake_checkpoint(tmp_path / "start" / "latest.pt", tiny_net())
+    photos = tmp_path / "photos"
+    for index in range(2):
+        save_png(photos / f"{index}.png", gradient_image(40, 44, seed=index))
+    options = dict(data=photos, run_dir=tmp_path / "run", batch_size=2, crop=32, width=4, checkpoint_every=1,
+                   progress=False, loss_weights={"perceptual": 0.0, "style": 0.0})
+    train_inpaint(steps=2, init_from=start, **options)
+    assert train_inpaint(steps=3, resume=True, **options).steps_done == 3
+    run = read_run(tmp_path / "run")
+    assert run["init_from"]["step"] == 3 and len(run["resumptions"]) == 1
+    assert run["resumptions"][0]["step"] == 2
+    card = json.loads(export_checkpoint("inpaint", tmp_path / "run" / "latest.pt", tmp_path / "inpaint-r.onnx")
+                      .card_path.read_text())
+    assert card["provenance"]["init_from"]["step"] == 3 and card["provenance"]["steps"] == 3 + 3
+
+
+def test_train_refuses_a_run_name_that_is_a_path(tmp_path):
+    result = run_cli("train", "inpaint", "--data", tmp_path, "--name", "x/../../..", "--steps", "1",
+                     env={"IMGAN_HOME": str(tmp_path / "home")})
+    assert result.returncode == 2, result.stderr
+    assert "invalid name" in result.stderr
+    assert not (tmp_path / "home" / "runs").exists()
 
 
 # ------------------------------------------------------------------------------- CLI
@@ -475,6 +509,6 @@ def test_shipped_model_beats_telea_on_unseen_photos(shared_assets):
 def test_inference_modules_do_not_import_torch():
     import subprocess
 
-    code = ("import sys; import imgan_inpaint.infer, imgan_inpaint.evaluation, imgan_inpaint.masks; "
-            "print('torch' in sys.modules)")
+    code = ("import sys; import imgan_inpaint.infer, imgan_inpaint.evaluate, imgan_inpaint.masks, "
+            "imgan_inpaint.spec, imgan_inpaint.cli; print('torch' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"

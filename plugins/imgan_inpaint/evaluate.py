@@ -18,10 +18,11 @@ Protocol (NumPy, OpenCV and ONNX Runtime; no torch):
     the hole); L1 (mean absolute difference, in %) whole and hole. Each is the mean over a band's pairs.
 Floor: the model beats Telea on whole-image PSNR in every band up to 40 %. Goal: >= 2 dB above
 Telea (whole image) over the 10-40 % pairs.
+
+Everything here returns figures (dicts and dataclasses) and prints nothing; the CLI renders them.
 """
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import dataclass, field
@@ -31,10 +32,11 @@ from typing import Any, Callable
 import cv2
 import numpy as np
 
-from imgan.errors import InputError, UsageError
-from imgan.fs import atomic_write
+from imgan.cards import update_metrics
+from imgan.errors import InputError
 from imgan.io.images import SUPPORTED_EXTENSIONS, Picture, read_image, resize_plane, write_image
 from imgan.metrics import psnr, rgb_to_y, ssim_map
+from imgan.weights import resolve_weights
 
 from . import TASK
 from .infer import Inpainter, fit_hole, hole_from_mask_picture, inpainter_for_weights
@@ -199,62 +201,25 @@ def store_card_metrics(card_path: Path, summary: dict[str, Any], protocol: dict[
     if not card_path.is_file():
         raise InputError("these weights have no model card to store the metrics in", path=card_path,
                          hint="evaluate weights exported with `imgan export inpaint`")
-    card = json.loads(card_path.read_text(encoding="utf-8"))
-    card["metrics"] = {"protocol": protocol, **summary}
-    text = json.dumps(card, indent=2, default=str) + "\n"
-    return atomic_write(card_path, lambda temp: temp.write_text(text, encoding="utf-8"), overwrite=True)
+    update_metrics(card_path, {"protocol": protocol, **summary})
+    return card_path
 
 
-def run_eval_command(*, images: Path, masks: Path, weights: str | None, limit: int | None, as_json: bool,
-                     sheet: Path | None, card_metrics: bool, device: str, threads: int | None) -> dict[str, Any]:
-    from imgan.cli_support import print_json, stderr, stdout
-    from imgan.weights import resolve_weights
-
-    from . import DEFAULT_WEIGHTS
-
-    chosen = resolve_weights(TASK, weights, default=DEFAULT_WEIGHTS)
+def evaluate_inpaint(*, images: Path, masks: Path, weights: str | None = None, limit: int | None = None,
+                     sheet: Path | None = None, card_metrics: bool = False, device: str = "auto",
+                     threads: int | None = None, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """`imgan eval inpaint`: the report (weights, folders, the summary, and the paths of the sheet
+    and card when written). `progress(done, total)` is called after every pair."""
+    chosen = resolve_weights(TASK, weights)
     inpainter = inpainter_for_weights(chosen, device=device, threads=threads)
     pairs = evaluation_pairs(list_image_files(images, "images"), list_image_files(masks, "masks"), limit)
     rows = SheetRows() if sheet is not None else None
-    results = evaluate_pairs(pairs, inpainter, keep=rows,
-                             on_pair=lambda done, total: stderr.print(f"\r{done}/{total} pairs", end=""))
-    stderr.print()
-    summary = summarize(results)
+    summary = summarize(evaluate_pairs(pairs, inpainter, keep=rows, on_pair=progress))
     report = {"weights": chosen.id, "file": str(chosen.file), "images": str(images), "masks": str(masks), **summary}
     if rows is not None:
         report["sheet"] = str(rows.write(sheet))
     if card_metrics:
         protocol = {"images": images.name, "masks": masks.name, "pairs": summary["pairs"], "limit": limit,
                     "command": "imgan eval inpaint (see plugins/imgan_inpaint/evaluate.py)"}
-        report["card"] = str(store_card_metrics(chosen.file.with_suffix(".json"), summary, protocol))
-    if as_json:
-        print_json(report)
-    else:
-        stdout.print(format_table(summary, title=f"inpainting: {chosen.id} on {images.name} + {masks.name}"))
-        for key in ("sheet", "card"):
-            if key in report:
-                stdout.print(f"wrote {report[key]}", highlight=False)
+        report["card"] = str(store_card_metrics(chosen.card_path, summary, protocol))
     return report
-
-
-def format_table(summary: dict[str, Any], title: str = "inpainting"):
-    from rich.console import Group
-    from rich.table import Table
-    from rich.text import Text
-
-    if not summary.get("bands"):
-        raise UsageError("nothing to show: no band has a result")
-    table = Table("band", "pairs", "method", "PSNR", "PSNR hole", "SSIM", "SSIM hole", "L1 %", "L1 hole %", title=title)
-    for label, band in summary["bands"].items():
-        for index, method in enumerate(METHODS):
-            s = band[method]
-            table.add_row(label if index == 0 else "", str(band["pairs"]) if index == 0 else "", method,
-                          f"{s['psnr']:.2f}", f"{s['psnr_hole']:.2f}", f"{s['ssim']:.4f}", f"{s['ssim_hole']:.4f}",
-                          f"{s['l1']:.2f}", f"{s['l1_hole']:.2f}", end_section=index == len(METHODS) - 1)
-    floor, goal = summary["floor"], summary["goal"]
-    gain = goal["psnr_gain_db_10_40"]
-    lines = Text(
-        f"floor (model PSNR > Telea in every band up to 40 %): {'met' if floor['met'] else 'NOT met'}\n"
-        f"goal (>= {GOAL_GAIN_DB:g} dB over Telea, 10-40 %): "
-        + (f"{gain:+.2f} dB, {'met' if goal['met'] else 'not met'}" if gain is not None else "no pairs"))
-    return Group(table, lines)
