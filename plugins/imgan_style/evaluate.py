@@ -3,6 +3,7 @@
 Per shipped style and unseen test photo: the style, content and total loss (the style's own
 layers and weights, from its model card) of the fast net's output and of a Gatys optimisation
 (L-BFGS, `steps` steps, started from the photo). Goal: fast total within 1.5x of the optimum.
+Returns the rows; with `card_metrics`, each style's means go into its model card.
 """
 from __future__ import annotations
 
@@ -13,34 +14,37 @@ from typing import Callable
 import numpy as np
 import torch
 
+from imgan.cards import update_metrics
 from imgan.errors import InputError, UsageError
 from imgan.io.images import read_image, resize_plane, to_float
+from imgan.pipeline import TileProgress
 from imgan.weights import Weights, weights_for_task
 
-from .infer import MULTIPLE, TASK, fast_stylise, scaled_size
-from .objective import StyleObjective, StyleSettings, load_painting
+from .infer import fast_stylise
+from .objective import StyleObjective, load_painting
 from .optimise import optimise_image
+from .spec import MULTIPLE, REPO, SHARED_ASSETS, TASK, StyleSettings, scaled_size
 
-REPO = Path(__file__).resolve().parents[2]
-SHARED_ASSETS = REPO.parent / "shared" / "assets"
+PROTOCOL = "vs_optimisation"  # the card's metrics key
 
 
-def default_test_photos() -> Path:
-    return SHARED_ASSETS / "photos" / "bsds500" / "test"
+def style_of(weights: Weights) -> dict:
+    """The "style" part of the card's model_config: the painting and the loss settings."""
+    style = weights.card.model_config.get("style")
+    if not isinstance(style, dict):
+        raise UsageError(f"the card of style {weights.name!r} records no loss settings", path=weights.card_path)
+    return style
 
 
 def settings_of(weights: Weights) -> StyleSettings:
-    recipe = dict(weights.recipe)
-    if "style" not in recipe:
-        raise UsageError(f"the card of style {weights.name!r} records no loss settings", path=weights.file)
-    return StyleSettings.from_dict(recipe["style"])
+    return StyleSettings.from_dict(style_of(weights))
 
 
 def painting_of(weights: Weights, styles_dir: Path | None) -> Path:
     """The painting a style was trained on: the card's path, else --styles-dir/<file name>."""
-    recorded = weights.extra.get("style_image_path")
-    candidates = [REPO / recorded] if recorded else []  # relative paths are the repository's
-    name = weights.extra.get("style_image")
+    recorded = style_of(weights).get("image")
+    candidates = [REPO / Path(recorded).expanduser()] if recorded else []  # relative paths are the repository's
+    name = weights.inference.get("style_image") or (Path(recorded).name if recorded else None)
     if name:
         candidates += [folder / name for folder in (styles_dir, SHARED_ASSETS / "styles") if folder is not None]
     for candidate in candidates:
@@ -71,7 +75,8 @@ def _scored(objective: StyleObjective, output: torch.Tensor, photo: torch.Tensor
 
 def evaluate_style(weights: Weights, photos: list[Path], *, size: int = 256, steps: int = 300,
                    styles_dir: Path | None = None, vgg_weights: str | None = None,
-                   on_row: Callable[[dict], None] | None = None) -> list[dict]:
+                   on_row: Callable[[dict], None] | None = None, progress: TileProgress | None = None) -> list[dict]:
+    """One row per photo; `progress` sees the optimisation's steps."""
     from imgan.runtime.session import load_model
 
     settings = settings_of(weights)
@@ -86,7 +91,7 @@ def evaluate_style(weights: Weights, photos: list[Path], *, size: int = 256, ste
         fast = _as_tensor(stylise(rgb, None, False))
         fast_seconds = time.perf_counter() - started
         started = time.perf_counter()
-        optimised = optimise_image(photo, objective, steps=steps)
+        optimised = optimise_image(photo, objective, steps=steps, progress=progress)
         optimised_seconds = time.perf_counter() - started
         fast_scores, optimised_scores = _scored(objective, fast, photo), _scored(objective, optimised, photo)
         rows.append({
@@ -102,10 +107,12 @@ def evaluate_style(weights: Weights, photos: list[Path], *, size: int = 256, ste
 
 
 def evaluate_styles(*, styles: list[str] | None, data: Path, images: int = 2, size: int = 256, steps: int = 300,
-                    styles_dir: Path | None = None, vgg_weights: str | None = None,
-                    threads: int | None = None, on_row: Callable[[dict], None] | None = None) -> list[dict]:
-    """Every row of every chosen style; `on_row` sees each as it is measured (an optimisation
-    takes minutes on a CPU, so a caller can show progress)."""
+                    styles_dir: Path | None = None, vgg_weights: str | None = None, threads: int | None = None,
+                    card_metrics: bool = False, on_row: Callable[[dict], None] | None = None,
+                    progress: TileProgress | None = None) -> list[dict]:
+    """Every row of every chosen style; `on_row` sees each as it is measured and `progress` each
+    optimisation step (an optimisation takes minutes on a CPU, so a caller can show progress).
+    `card_metrics`: store each style's means in its model card (under "vs_optimisation")."""
     from imgan.train.data import list_images
 
     if threads:
@@ -116,6 +123,18 @@ def evaluate_styles(*, styles: list[str] | None, data: Path, images: int = 2, si
     if unknown:
         raise UsageError(f"unknown style {', '.join(unknown)}", hint=f"available: {', '.join(sorted(available))}")
     photos = list_images(data)[:images]
-    return [row for name in chosen for row in evaluate_style(available[name], photos, size=size, steps=steps,
-                                                             styles_dir=styles_dir, vgg_weights=vgg_weights,
-                                                             on_row=on_row)]
+    rows = []
+    for name in chosen:
+        found = evaluate_style(available[name], photos, size=size, steps=steps, styles_dir=styles_dir,
+                               vgg_weights=vgg_weights, on_row=on_row, progress=progress)
+        if card_metrics and found:
+            update_metrics(available[name].card_path, {PROTOCOL: summary(found, size=size, steps=steps)})
+        rows += found
+    return rows
+
+
+def summary(rows: list[dict], *, size: int, steps: int) -> dict:
+    """One style's rows -> what its card keeps: the protocol, and the means of the ratios and times."""
+    figures = {key: round(float(np.mean([row[key] for row in rows])), 4)
+               for key in ("total_ratio", "style_ratio", "fast_seconds", "optimised_seconds")}
+    return {"photos": [row["photo"] for row in rows], "longest_side": size, "optimisation_steps": steps, **figures}

@@ -11,6 +11,7 @@ in where it explains the current frame, so strokes stick to moving surfaces (Flo
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -20,20 +21,15 @@ import numpy as np
 
 from imgan.errors import UsageError
 from imgan.io.images import Picture, from_float, read_image, resize_plane, to_float, write_image
-from imgan.runtime.model_transform import tile_overlap
-from imgan.runtime.tiling import auto_tile_size, tiled_apply
+from imgan.pipeline import TileProgress as Progress
+from imgan.runtime.model_transform import LUMA, run_model
 from imgan.weights import Weights, resolve_weights, weights_for_task
 
-TASK = "style"
-DEFAULT_STYLE = "monet"
-DEFAULT_SIZE = 1024  # longest side the fast styles are applied at (never enlarging by default)
-DEFAULT_REFERENCE_SIZE = 512
-MULTIPLE = 4
-LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R BT.601
-COMPARE_HEIGHT = 480
-WHOLE_PASS_PIXELS = 1100 * 1100
+from .spec import (DEFAULT_OPTIMISATION_SIZE, DEFAULT_REFERENCE_SIZE, DEFAULT_SIZE, DEFAULT_STYLE, MULTIPLE, TASK,
+                   THUMBNAIL_SIDE, WHOLE_PASS_PIXELS, check_strength, scaled_size)
 
-Progress = Callable[[int, int], None]
+COMPARE_HEIGHT = 480
+
 # (H, W, 3) float32 in [0, 1] -> same shape; may report sub-steps (tiles, optimisation steps)
 Stylise = Callable[[np.ndarray, "Progress | None", bool], np.ndarray]
 
@@ -62,11 +58,6 @@ class StyleOptions:
             raise UsageError(f"the reference size must be at least 16 pixels, got {self.reference_size}")
 
 
-def check_strength(strength: float) -> None:
-    if not 0.0 <= strength <= 1.0:
-        raise UsageError(f"--strength must be between 0 and 1, got {strength:g}", hint="1 = full style, 0 = the original")
-
-
 # ------------------------------------------------------------------------------------ the maths
 
 
@@ -90,12 +81,6 @@ def blend(original: np.ndarray, styled: np.ndarray, strength: float) -> np.ndarr
     if strength == 1.0:
         return styled
     return strength * styled + (1.0 - strength) * original
-
-
-def scaled_size(height: int, width: int, longest: int) -> tuple[int, int]:
-    """(width, height) of a picture scaled, aspect kept, so that its longest side is `longest`."""
-    factor = longest / max(height, width)
-    return max(1, round(width * factor)), max(1, round(height * factor))
 
 
 def working_size(height: int, width: int, size: int | None, default_size: int = DEFAULT_SIZE) -> tuple[int, int]:
@@ -203,15 +188,6 @@ def _gray8(rgb: np.ndarray) -> np.ndarray:
 # ------------------------------------------------------------------------------------ the fast net
 
 
-def run_whole(model: Callable[..., np.ndarray], rgb: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    """One pass over the whole (H, W, 3) image: mirror-pad bottom/right to multiples of 4, run, crop."""
-    height, width = rgb.shape[:2]
-    padding = ((0, -height % MULTIPLE), (0, -width % MULTIPLE), (0, 0))
-    padded = np.pad(rgb, padding, mode="symmetric") if padding[0][1] or padding[1][1] else rgb
-    output = model(np.ascontiguousarray(padded.transpose(2, 0, 1)[None]), reference)[0]  # (3, H', W')
-    return np.clip(output[:, :height, :width].transpose(1, 2, 0), 0.0, 1.0)
-
-
 def fast_stylise(model: Callable[..., np.ndarray], weights: Weights, *, tile: int | None = None,
                  reference_size: int = DEFAULT_REFERENCE_SIZE, smoother: ReferenceSmoother | None = None) -> Stylise:
     """The fast net as a Stylise function, every part of the image normalised by one reference.
@@ -219,7 +195,6 @@ def fast_stylise(model: Callable[..., np.ndarray], weights: Weights, *, tile: in
     Working images up to WHOLE_PASS_PIXELS (all default sizes) go through in one pass: tiling
     would only add overlap. Bigger ones, or any given `tile`, are tiled with the card's overlap.
     """
-    overlap = tile_overlap(weights)
 
     def stylise(rgb: np.ndarray, progress: Progress | None, is_frame: bool) -> np.ndarray:
         reference = reference_of(rgb, reference_size)  # (1, 3, h, w)
@@ -227,15 +202,8 @@ def fast_stylise(model: Callable[..., np.ndarray], weights: Weights, *, tile: in
             reference = smoother.update(reference)
         elif smoother is not None:
             smoother.reset()  # a still picture ends any video's average
-        height, width = rgb.shape[:2]
-        if tile is None and height * width <= WHOLE_PASS_PIXELS:
-            styled = run_whole(model, rgb, reference)
-            if progress is not None:
-                progress(1, 1)
-            return styled
-        edge = tile or auto_tile_size(height, width, scale=1, overlap=overlap, multiple=MULTIPLE)
-        return tiled_apply(lambda tiles: model(tiles, reference), rgb, tile=edge, overlap=overlap,
-                           multiple=MULTIPLE, out_dtype=np.float32, progress=progress)
+        return run_model(model, rgb, weights.running, tile=tile, whole_pass_pixels=WHOLE_PASS_PIXELS,
+                         constants=(reference,), progress=progress)
 
     return stylise
 
@@ -321,14 +289,14 @@ def resolve_style(style: str | None, weights: str | None = None) -> Weights:
 
 def thumbnail_of(weights: Weights) -> np.ndarray | None:
     """The painting's thumbnail shipped beside the weights, as (h, w, 3) uint8, if there is one."""
-    name = weights.extra.get("thumbnail")
+    name = weights.inference.get("thumbnail")
     path = weights.file.with_name(name) if name else weights.file.with_suffix(".png")
     if not path.is_file():
         return None
     return from_float(to_float(read_image(path).rgb), np.uint8)
 
 
-def painting_thumbnail(path: str | Path, side: int = 128) -> np.ndarray:
+def painting_thumbnail(path: str | Path, side: int = THUMBNAIL_SIDE) -> np.ndarray:
     """(h, w, 3) uint8 of a painting, longest side `side`; InputError naming the file if unreadable."""
     rgb = read_image(Path(path)).rgb
     small = resize_plane(rgb, scaled_size(*rgb.shape[:2], min(side, max(rgb.shape[:2]))))
@@ -339,15 +307,15 @@ def list_styles() -> list[dict]:
     """The installed fast styles, for `imgan styles`."""
     rows = []
     for name, weights in sorted(weights_for_task(TASK).items()):
-        metrics = dict(weights.metrics)
+        provenance = weights.card.provenance
         rows.append({
             "name": name,
             "description": weights.description,
-            "style_image": weights.extra.get("style_image"),
+            "style_image": weights.inference.get("style_image"),
             "origin": weights.origin,
             "file": str(weights.file),
-            "steps": dict(weights.recipe).get("steps"),
-            "training_seconds": metrics.get("training_seconds"),
+            "steps": provenance.steps or None,
+            "training_seconds": provenance.seconds or None,
             "licence": weights.licence,
         })
     return rows
@@ -364,3 +332,23 @@ def make_fast_transform(*, style: str | None = None, weights: str | None = None,
     stylise = fast_stylise(model, chosen, tile=tile, reference_size=options.reference_size, smoother=smoother)
     thumbnail = thumbnail_of(chosen) if options.compare is not None else None
     return StyleTransform(stylise, options, thumbnail)
+
+
+def make_transform(*, weights: str | None = None, device: str = "auto", threads: int | None = None,
+                   tile: int | None = None, style: str | None = None, strength: float = 1.0,
+                   preserve_color: bool = False, size: int | None = None, compare: Path | None = None,
+                   stable: bool = True, style_image: str | Path | None = None, steps: int = 300,
+                   optimizer: str = "lbfgs", reference_size: int | None = None) -> StyleTransform:
+    """The per-picture transform: a fast style net, or optimisation (torch) when `style_image` is given."""
+    options = StyleOptions(size=size, strength=strength, preserve_color=preserve_color, stable=stable,
+                           compare=compare, reference_size=reference_size or DEFAULT_REFERENCE_SIZE)
+    if style_image is None:
+        return make_fast_transform(style=style, weights=weights, device=device, threads=threads, tile=tile,
+                                   options=options)
+    if style is not None or weights is not None:
+        raise UsageError("--style-image optimises towards a painting; it takes no --style or --weights")
+    thumbnail = painting_thumbnail(style_image)  # an unreadable painting fails before torch loads
+    from .optimise import painting_stylise
+
+    stylise = painting_stylise(style_image, steps=steps, optimizer=optimizer, device=device, threads=threads)
+    return StyleTransform(stylise, dataclasses.replace(options, default_size=DEFAULT_OPTIMISATION_SIZE), thumbnail)

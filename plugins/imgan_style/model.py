@@ -10,19 +10,26 @@ statistics, so tiles join without seams. Reflection padding everywhere: no dark 
 """
 from __future__ import annotations
 
+import dataclasses
+import os
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, Mapping
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from imgan.cards import ModelCard, Running
 from imgan.config import JsonConfig
+from imgan.train.spec import ModelSpec
+
+from .spec import MULTIPLE, REPO, THUMBNAIL_SIDE
 
 Pair = tuple[Tensor, Tensor | None]  # (image or tile activations, reference activations or None)
 
-PAD_MULTIPLE = 4  # two stride-2 convolutions: sides must divide by 4 for the upsampling to match
 EPS = 1e-5
+PAINTING_LICENCE = "public domain (the painting); trained weights MIT"
 
 
 @dataclass(frozen=True)
@@ -94,7 +101,7 @@ class ResidualBlock(nn.Module):
 class StyleNet(nn.Module):
     """forward(image (N,3,H,W) in [0,1], reference (1,3,H',W') or None) -> (N,3,H,W) in [0,1].
 
-    H and W must be multiples of PAD_MULTIPLE; so must H' and W' of the reference.
+    H and W must be multiples of MULTIPLE (spec.py); so must H' and W' of the reference.
     """
 
     def __init__(self, config: StyleNetConfig = StyleNetConfig()):
@@ -126,8 +133,10 @@ class StyleNetWithReference(nn.Module):
         return self.net(image, reference)
 
 
-def build_style_net(model_config: dict[str, Any]) -> StyleNet:
-    return StyleNet(StyleNetConfig.from_dict(model_config))
+def build_style_net(model_config: Mapping[str, Any]) -> StyleNet:
+    """The net of a model_config: its shape (widths, residual_blocks); the "style" settings beside
+    it say which painting it learnt and are not needed to build it."""
+    return StyleNet(StyleNetConfig.from_dict(dict(model_config)))
 
 
 def parameter_count(module: nn.Module) -> int:
@@ -143,3 +152,79 @@ def receptive_margin(config: StyleNetConfig) -> int:
     margin += 4 * 2 * config.residual_blocks  # two 3x3 convs per block at 1/4 resolution
     margin += 2 + 1 + 4  # the upsampling convs (at 1/2 and full resolution) and the last 9x9
     return margin + 4  # nearest upsampling and the stride grid can shift context by a few pixels
+
+
+# ----------------------------------------------------------------------------------- ModelSpec
+
+
+def architecture(model_config: Mapping[str, Any]) -> dict[str, Any]:
+    """The net's shape only: a monet net can start from a vangogh one (--init-from)."""
+    return StyleNetConfig.from_dict(dict(model_config)).to_dict()
+
+
+def example_inputs(model_config: Mapping[str, Any], height: int, width: int) -> tuple[Tensor, Tensor]:
+    """Two tiles of height x width and one reference of another shape (width x height), as the runtime feeds them."""
+    return torch.rand(2, 3, height, width), torch.rand(1, 3, width, height)
+
+
+def running(model_config: Mapping[str, Any]) -> Running:
+    config = StyleNetConfig.from_dict(dict(model_config))
+    painting = dict(model_config.get("style") or {}).get("image")
+    return Running(
+        scale=1, pad_multiple=MULTIPLE, input_convention="rgb01",
+        tile_overlap=-(-receptive_margin(config) // MULTIPLE) * MULTIPLE,
+        inputs={"input": "NCHW float32 RGB in [0, 1]: the image or tiles of it, sides multiples of 4",
+                "reference": "1x3xhxw float32 RGB in [0, 1]: the whole image, small; its statistics normalise "
+                             "every tile"},
+        outputs={"output": "NCHW float32 RGB in [0, 1]"},
+        inference={"style_image": Path(painting).name} if painting else {},
+    )
+
+
+def finish_card(card: ModelCard, context: dict) -> ModelCard:
+    """The painting's thumbnail PNG beside the .onnx, a description after the painting, the final
+    training losses, and the painting's path made repository-relative."""
+    style = dict(card.model_config.get("style") or {})
+    painting = style.get("image")
+    thumbnail = _write_thumbnail(painting, Path(context["onnx"]).with_suffix(".png"))
+    history = context["checkpoint"].get("history") or [{}]
+    final = {key: history[-1][key] for key in ("style", "content", "tv", "g_total") if key in history[-1]}
+    title = Path(painting).stem.replace("_", " ") if painting else card.name
+    if painting:
+        style["image"] = recorded_path(painting)
+    return card.replace(
+        description=card.description or f"fast style transfer: {title}",
+        licence=card.licence or PAINTING_LICENCE,
+        running=dataclasses.replace(card.running, inference={**card.running.inference,
+                                                             **({"thumbnail": thumbnail.name} if thumbnail else {})}),
+        model_config={**card.model_config, "style": style},
+        metrics={**card.metrics, "final_losses": final,
+                 "parameters": parameter_count(build_style_net(card.model_config))},
+    )
+
+
+def recorded_path(path: str) -> str:
+    """A painting's path for the card: relative to the repository when it lies beside it (the
+    shared assets), so shipped cards hold no machine-specific paths."""
+    absolute = Path(path).resolve()
+    if absolute.is_relative_to(REPO.parent):
+        return os.path.relpath(absolute, REPO)
+    return str(absolute)
+
+
+def _write_thumbnail(painting: str | None, target: Path) -> Path | None:
+    """A small PNG of the painting beside the ONNX file, when the painting is at hand."""
+    if not painting or not Path(painting).is_file():
+        return None
+    from imgan.io.images import Picture, write_image
+
+    from .infer import painting_thumbnail
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    write_image(Picture(rgb=painting_thumbnail(painting, THUMBNAIL_SIDE), alpha=None), target, overwrite=True)
+    return target
+
+
+SPEC = ModelSpec(build=build_style_net, example_inputs=example_inputs, running=running,
+                 exportable=StyleNetWithReference, input_names=("input", "reference"),
+                 export_sizes=((64, 96), (128, 80)), architecture=architecture, finish_card=finish_card)

@@ -11,41 +11,24 @@ layer alone would decide the style, and one style_weight would not suit every pa
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from imgan.config import JsonConfig
 from imgan.errors import InputError
 from imgan.train.losses import content_loss, gram_matrix, style_loss, total_variation
 from imgan.train.vgg import VGGFeatures, resolve_vgg_weights
 
+from .spec import StyleSettings, scaled_size
+
 TERMS = ("style", "content", "tv")
-
-
-@dataclass(frozen=True)
-class StyleSettings(JsonConfig):
-    """What the loss looks at and how much each term counts; recorded in every model card."""
-
-    style_layers: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1", "relu3_4")
-    content_layer: str = "relu2_2"
-    style_size: int = 512  # the painting's longest side when its Gram matrices are taken
-    style_weight: float = 1.0
-    content_weight: float = 2e-5
-    tv_weight: float = 0.5
-
-    def loss_weights(self) -> dict[str, float]:
-        return {"style": self.style_weight, "content": self.content_weight, "tv": self.tv_weight}
 
 
 def load_painting(path: str | os.PathLike, longest_side: int) -> Tensor:
     """(1,3,H,W) float in [0,1], the longest side resized to `longest_side` (area/cubic)."""
     from imgan.io.images import read_image, resize_plane, to_float
-
-    from .infer import scaled_size
 
     rgb = to_float(read_image(Path(path)).rgb)
     rgb = resize_plane(rgb, scaled_size(*rgb.shape[:2], longest_side))  # (H, W, 3)

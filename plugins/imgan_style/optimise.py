@@ -6,7 +6,6 @@ also the baseline `imgan eval style` compares the fast nets with. Uses torch: im
 """
 from __future__ import annotations
 
-import dataclasses
 import os
 from pathlib import Path
 from typing import Callable
@@ -16,12 +15,11 @@ import torch
 from torch import Tensor
 
 from imgan.errors import UsageError
+from imgan.pipeline import TileProgress as Progress
 
-from .infer import Progress, StyleOptions, StyleTransform
-from .objective import StyleObjective, StyleSettings, load_painting
+from .objective import StyleObjective, load_painting
+from .spec import StyleSettings, check_optimizer
 
-DEFAULT_OPTIMISATION_SIZE = 384  # each step runs VGG forward and backward over the whole picture
-OPTIMIZERS = ("lbfgs", "adam")
 FIRST_STEP = 0.02  # L-BFGS's first step moves the pixel with the largest gradient by this much
 
 
@@ -36,8 +34,7 @@ def optimise_image(photo: Tensor, objective: StyleObjective, *, steps: int = 300
     gradient pixel by FIRST_STEP; later quasi-Newton steps do not depend on the scale. And if a
     step still makes no progress, its history is dropped and it starts afresh.
     """
-    if optimizer not in OPTIMIZERS:
-        raise UsageError(f"unknown optimizer {optimizer!r}", hint=f"use one of {', '.join(OPTIMIZERS)}")
+    check_optimizer(optimizer)
     if steps < 1:
         raise UsageError(f"--steps must be at least 1, got {steps}")
     photo = photo.detach()
@@ -102,20 +99,14 @@ def optimisation_stylise(objective: StyleObjective, *, steps: int, optimizer: st
     return stylise
 
 
-def make_optimisation_transform(style_image: str | os.PathLike, *, steps: int = 300, optimizer: str = "lbfgs",
-                                device: str = "auto", threads: int | None = None,
-                                options: StyleOptions = StyleOptions(), settings: StyleSettings = StyleSettings(),
-                                vgg_weights: str | None = None, style: str | None = None,
-                                weights: str | None = None, thumbnail: np.ndarray | None = None) -> StyleTransform:
-    """A transform that optimises every picture towards `style_image` (read now: a bad file fails early)."""
-    if style is not None or weights is not None:
-        raise UsageError("--style-image optimises towards a painting; it takes no --style or --weights")
-    if optimizer not in OPTIMIZERS:
-        raise UsageError(f"unknown optimizer {optimizer!r}", hint=f"use one of {', '.join(OPTIMIZERS)}")
+def painting_stylise(style_image: str | os.PathLike, *, steps: int = 300, optimizer: str = "lbfgs",
+                     device: str = "auto", threads: int | None = None, settings: StyleSettings = StyleSettings(),
+                     vgg_weights: str | None = None) -> Callable[[np.ndarray, Progress | None, bool], np.ndarray]:
+    """Optimise every picture towards `style_image` (read now: a bad file fails early); progress
+    counts optimisation steps."""
+    check_optimizer(optimizer)
     if threads:
         torch.set_num_threads(threads)
     painting = load_painting(Path(style_image), settings.style_size)
     objective = StyleObjective(painting, settings, vgg_weights)
-    stylise = optimisation_stylise(objective, steps=steps, optimizer=optimizer, device=pick_device(device))
-    options = dataclasses.replace(options, default_size=DEFAULT_OPTIMISATION_SIZE)
-    return StyleTransform(stylise, options, thumbnail)
+    return optimisation_stylise(objective, steps=steps, optimizer=optimizer, device=pick_device(device))

@@ -58,13 +58,13 @@ def write_checkpoint(path: Path, net: StyleNet, painting: Path) -> Path:
 @pytest.fixture(scope="module")
 def exported_tiny(tmp_path_factory):
     """A random tiny net exported (ONNX, card, thumbnail) once per module, and its torch twin."""
-    from imgan_style.recipe import export_style
+    from imgan.train.export import export_checkpoint
 
     folder = tmp_path_factory.mktemp("tiny_style")
     net = random_tiny_net()
     painting = save_png(folder / "painting.png", gradient_image(40, 56, seed=3)[:, ::-1].copy())
     checkpoint = write_checkpoint(folder / "run" / "latest.pt", net, painting)
-    return net, export_style(checkpoint, folder / "weights" / "style-tiny.onnx", name="tiny")
+    return net, export_checkpoint("style", checkpoint, folder / "weights" / "style-tiny.onnx", name="tiny")
 
 
 @pytest.fixture
@@ -110,11 +110,12 @@ def test_export_has_parity_and_a_full_card(tiny_style):
     net, report = tiny_style
     assert report.max_abs_diff < 1e-4
     card = json.loads(report.card_path.read_text())
-    assert card["task"] == "style" and card["name"] == "tiny" and card["inputs"] == ["input", "reference"]
-    assert card["pad_multiple"] == 4 and card["tile_overlap"] >= 26
-    assert card["style_layers"] == ["relu1_1", "relu2_1"] and card["loss_weights"]["content"] == 2e-5
-    assert card["metrics"]["final_losses"]["style"] == 0.5 and card["recipe"]["steps"] == 3
-    assert (report.path.parent / card["thumbnail"]).is_file()
+    running, style = card["running"], card["model_config"]["style"]
+    assert card["task"] == "style" and card["name"] == "tiny" and list(running["inputs"]) == ["input", "reference"]
+    assert running["pad_multiple"] == 4 and running["tile_overlap"] >= 26
+    assert style["style_layers"] == ["relu1_1", "relu2_1"] and style["content_weight"] == 2e-5
+    assert card["metrics"]["final_losses"]["style"] == 0.5 and card["provenance"]["steps"] == 3
+    assert (report.path.parent / running["inference"]["thumbnail"]).is_file()
 
 
 def test_onnx_runtime_matches_torch_with_a_different_reference(tiny_style):
@@ -239,7 +240,7 @@ def test_per_tile_statistics_would_show_seams(tiny_style):
 
 
 def test_transform_keeps_alpha_size_and_dtype(tiny_style):
-    from imgan_style import make_transform
+    from imgan_style.infer import make_transform
 
     rgb16 = (gradient_image(30, 42).astype(np.uint16) * 257)
     alpha16 = np.linspace(0, 65535, 30 * 42).reshape(30, 42).astype(np.uint16)
@@ -252,7 +253,7 @@ def test_transform_keeps_alpha_size_and_dtype(tiny_style):
 
 
 def test_size_option_styles_at_another_scale_and_keeps_the_input_size(tiny_style):
-    from imgan_style import make_transform
+    from imgan_style.infer import make_transform
 
     picture = Picture(rgb=gradient_image(64, 96), alpha=None, source=Path("x.png"))
     small = make_transform(style="tiny", device="cpu", size=48)(picture)
@@ -262,14 +263,14 @@ def test_size_option_styles_at_another_scale_and_keeps_the_input_size(tiny_style
 
 
 def test_strength_zero_returns_the_original(tiny_style):
-    from imgan_style import make_transform
+    from imgan_style.infer import make_transform
 
     picture = Picture(rgb=gradient_image(32, 40), alpha=None, source=Path("x.png"))
     assert np.array_equal(make_transform(style="tiny", device="cpu", strength=0.0)(picture).rgb, picture.rgb)
 
 
 def test_unknown_style_lists_the_available_ones(tiny_style):
-    from imgan_style import make_transform
+    from imgan_style.infer import make_transform
 
     with pytest.raises(UsageError, match="unknown style 'nope'") as caught:
         make_transform(style="nope")
@@ -316,7 +317,7 @@ def test_video_round_trip_with_stable_statistics(tiny_style, tmp_path):
 
 
 def test_inference_does_not_import_torch(tiny_style, isolated_home):
-    code = ("import sys, numpy as np; from imgan.io.images import Picture; from imgan_style import make_transform; "
+    code = ("import sys, numpy as np; from imgan.io.images import Picture; from imgan_style.infer import make_transform; "
             "t = make_transform(style='tiny', device='cpu'); t(Picture(rgb=np.zeros((20, 24, 3), np.uint8), alpha=None)); "
             "print('torch' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
@@ -331,8 +332,9 @@ def test_inference_does_not_import_torch(tiny_style, isolated_home):
 @needs_vgg
 @pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
 def test_optimisation_lowers_the_loss(optimizer):
-    from imgan_style.objective import StyleObjective, StyleSettings
+    from imgan_style.objective import StyleObjective
     from imgan_style.optimise import optimise_image
+    from imgan_style.spec import StyleSettings
 
     settings = StyleSettings(style_layers=("relu1_1", "relu2_1"), content_layer="relu1_1", style_size=32)
     painting = torch.from_numpy(to_float(gradient_image(32, 32, seed=9)[::-1].copy()).transpose(2, 0, 1).copy())[None]
@@ -345,7 +347,7 @@ def test_optimisation_lowers_the_loss(optimizer):
 
 
 def test_unreadable_style_image_is_an_input_error(tmp_path):
-    from imgan_style import make_transform
+    from imgan_style.infer import make_transform
 
     (tmp_path / "broken.png").write_bytes(b"\x89PNG nonsense")
     with pytest.raises(InputError) as caught:
@@ -356,8 +358,8 @@ def test_unreadable_style_image_is_an_input_error(tmp_path):
 @needs_vgg
 def test_train_command_adds_a_style_the_catalogue_finds(tmp_path, isolated_home):
     from imgan.weights import resolve_weights
-    from imgan_style.objective import StyleSettings
     from imgan_style.recipe import train_style
+    from imgan_style.spec import StyleSettings
 
     photos = tmp_path / "photos"
     for index in range(2):
@@ -380,8 +382,15 @@ def test_eval_compares_the_fast_net_with_an_optimisation_and_reports_each_row(ti
     photos = tmp_path / "test_photos"
     save_png(photos / "a.png", gradient_image(44, 60, seed=5))
     seen = []
-    rows = evaluate_styles(styles=["tiny"], data=photos, images=1, size=48, steps=3, on_row=seen.append)
+    steps = []
+    rows = evaluate_styles(styles=["tiny"], data=photos, images=1, size=48, steps=3, on_row=seen.append,
+                           progress=lambda done, total: steps.append((done, total)), card_metrics=True)
     assert seen == rows and len(rows) == 1
+    assert steps == [(1, 3), (2, 3), (3, 3)]  # the optimisation's steps
+    from imgan.weights import resolve_weights
+
+    stored = resolve_weights("style", "tiny").metrics["vs_optimisation"]
+    assert stored["total_ratio"] == pytest.approx(rows[0]["total_ratio"], rel=1e-3) and stored["photos"] == ["a.png"]
     row = rows[0]
     assert row["style"] == "tiny" and row["photo"] == "a.png" and row["size"] == [32, 48]
     assert row["total_ratio"] == pytest.approx(row["fast"]["total"] / row["optimised"]["total"])
@@ -397,14 +406,14 @@ def test_eval_compares_the_fast_net_with_an_optimisation_and_reports_each_row(ti
 def test_monet_moves_colour_and_texture_towards_the_painting():
     from imgan.io.images import resize_plane
     from imgan.weights import shipped_weights_dir
-    from imgan_style import make_transform
-    from imgan_style.infer import scaled_size
-    from imgan_style.objective import StyleObjective, StyleSettings, load_painting
+    from imgan_style.infer import make_transform
+    from imgan_style.objective import StyleObjective, load_painting
+    from imgan_style.spec import StyleSettings, scaled_size
 
     if not (shipped_weights_dir() / "style-monet.onnx").is_file():
         pytest.skip("weights/style-monet.onnx is not trained yet")
     card = json.loads((shipped_weights_dir() / "style-monet.json").read_text())
-    painting_path = SHARED_ASSETS / "styles" / card["style_image"]
+    painting_path = SHARED_ASSETS / "styles" / card["running"]["inference"]["style_image"]
     photo_path = SHARED_ASSETS / "photos" / "bsds500" / "test"
     if not painting_path.is_file() or not photo_path.is_dir():
         pytest.skip("the shared assets are not beside the checkout")
@@ -413,7 +422,7 @@ def test_monet_moves_colour_and_texture_towards_the_painting():
     styled = make_transform(style="monet", device="cpu")(photo)
 
     # The card's layers and weights; the painting's Grams at a smaller scale keep the test quick.
-    settings = StyleSettings.from_dict({**card["recipe"]["style"], "style_size": 256})
+    settings = StyleSettings.from_dict({**card["model_config"]["style"], "style_size": 256})
     objective = StyleObjective(load_painting(painting_path, settings.style_size), settings, VGG_FILE)
 
     def as_tensor(rgb):
