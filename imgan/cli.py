@@ -54,7 +54,7 @@ def plugins_command(json: JsonOpt = False) -> None:
     stdout.print(table)
 
 
-weights_app = typer.Typer(help="List, verify and locate model weights.", no_args_is_help=True)
+weights_app = typer.Typer(help="List, verify, locate and import model weights.", no_args_is_help=True)
 
 
 @weights_app.command("list")
@@ -64,16 +64,30 @@ def weights_list(task: Annotated[Optional[str], typer.Option(help="Only this tas
     from .weights import catalogue
 
     entries = [w for t, by_name in sorted(catalogue().items()) if task in (None, t) for w in by_name.values()]
+    imported = [w for w in entries if _imported_from(w)]
     if json:
         return print_json([{"task": w.task, "name": w.name, "version": w.version, "file": str(w.file),
-                            "sha256": w.sha256, "origin": w.origin, "scale": w.scale, "metrics": dict(w.metrics),
+                            "sha256": w.sha256, "origin": "imported" if _imported_from(w) else w.origin,
+                            "imported_from": _imported_from(w), "scale": w.scale, "metrics": dict(w.metrics),
                             "description": w.description} for w in entries])
     from rich.table import Table
 
     table = Table("task", "name", "ver", "origin", "scale", "description")
     for w in entries:
-        table.add_row(w.task, w.name, str(w.version), w.origin, f"×{w.scale}", w.description)
+        if w not in imported:
+            table.add_row(w.task, w.name, str(w.version), w.origin, f"×{w.scale}", w.description)
     stdout.print(table)
+    if imported:  # community models (`imgan weights import`): their architecture, source and licence
+        table = Table("task", "name", "scale", "architecture", "imported from", "licence",
+                      title="imported models (origin: imported)")
+        for w in imported:
+            table.add_row(w.task, w.name, f"×{w.scale}", str(w.card.model_config.get("architecture", "?")),
+                          _imported_from(w), w.licence)
+        stdout.print(table)
+
+
+def _imported_from(w) -> str | None:
+    return w.card.provenance.recipe.get("imported_from")
 
 
 @weights_app.command("verify")
@@ -87,6 +101,31 @@ def weights_verify() -> None:
         stdout.print(f"{'[red]BAD[/red]' if error else '[green]ok[/green] '} {w.id:28} {error or w.file}", highlight=False)
     if bad:
         raise typer.Exit(1)
+
+
+@weights_app.command("import")
+def weights_import(file: Annotated[Path, typer.Argument(help="A community model: .safetensors, or .pth/.pt/.ckpt of plain tensors (a pickle that would run code is refused).", show_default=False)],
+                   name: Annotated[Optional[str], typer.Option(help="Weights name (default: the file name, lower-case).")] = None,
+                   task: Annotated[Optional[str], typer.Option(help="sr, restore or inpaint (default: from the model; ×1 models are sr weights of scale 1 unless a restore task is installed).")] = None,
+                   licence: Annotated[Optional[str], typer.Option(help="The model's licence, recorded in its card (default: unknown).")] = None,
+                   fp16: Annotated[bool, typer.Option("--fp16", help="Also write a float16 copy (for CUDA), parity-checked.")] = False,
+                   overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace imported weights of the same name.")] = False,
+                   json: JsonOpt = False) -> None:
+    """Import a community model (ESRGAN, Real-ESRGAN, SPAN, SwinIR... recognised by spandrel) as ONNX weights in $IMGAN_HOME."""
+    from .train.importer import describe, import_model
+
+    report = import_model(file, name=name, task=task, licence=licence, fp16=fp16, overwrite=overwrite)
+    if json:
+        return print_json(describe(report))
+    stdout.print(f"imported {report.task}/{report.name}: {report.architecture_name} ({report.architecture}) ×{report.scale}, "
+                 f"{report.parameters / 1e6:.2f} M parameters, in {report.seconds:.1f} s", highlight=False)
+    stdout.print(f"wrote {report.path} (+ card), ONNX Runtime vs PyTorch max |diff| {report.parity_max_abs_diff:.2g} "
+                 f"at {', '.join(f'{h}x{w}' for h, w in report.parity_sizes)}", highlight=False)
+    for note in report.notes:
+        stdout.print(f"note: {note}", highlight=False)
+    verb = "inpaint IMAGE --mask MASK" if report.task == "inpaint" else "upscale IMAGE"
+    scale = f" --scale {report.scale}" if report.task == "sr" and report.scale != 4 else ""
+    stdout.print(f"use it: imgan {verb} --weights {report.name}{scale}", highlight=False)
 
 
 @weights_app.command("path")
@@ -124,8 +163,9 @@ def train_plot(run_dir: Annotated[Path, typer.Argument(help="A training run fold
     stdout.print(f"wrote {plot_losses(run_dir)}")
 
 
-def build_app(only: str | None = None) -> typer.Typer:
-    """The whole CLI; with ``only`` (the invoked command), plugin modules behind other commands stay unloaded."""
+def build_app(only: str | None = None, task_named: str | None = None) -> typer.Typer:
+    """The whole CLI; with ``only`` (the invoked command) and ``task_named`` (the task of `imgan train
+    TASK`), plugin modules behind other commands stay unloaded: one broken plugin cannot break the rest."""
     from .plugins import add_plugin_commands, get_tasks
 
     app = typer.Typer(name="imgan", no_args_is_help=True, pretty_exceptions_show_locals=False,
@@ -137,7 +177,7 @@ def build_app(only: str | None = None) -> typer.Typer:
     eval_app = typer.Typer(help="Evaluate a task's models and print figures.", no_args_is_help=True)
     train_app.command("plot")(train_plot)
     for task in get_tasks().all():
-        _add_task_commands(app, train_app, eval_app, task, only)
+        _add_task_commands(app, train_app, eval_app, task, only, task_named)
     app.add_typer(train_app, name="train")
     app.add_typer(eval_app, name="eval")
     app.command("export")(export_command)
@@ -146,7 +186,7 @@ def build_app(only: str | None = None) -> typer.Typer:
 
 
 def _add_task_commands(app: typer.Typer, train_app: typer.Typer, eval_app: typer.Typer, task,
-                       only: str | None) -> None:
+                       only: str | None, task_named: str | None) -> None:
     """The commands a Task describes: its image verb, `imgan train NAME`, `imgan eval NAME`."""
     from .cli_support import add_image_command
 
@@ -154,7 +194,8 @@ def _add_task_commands(app: typer.Typer, train_app: typer.Typer, eval_app: typer
         add_image_command(app, task.verb, task=task.name, help=task.summary,
                           options=task.resolve("verb_options"), validate=task.resolve("validate"))
     for group, part, command in ((train_app, "train", "train"), (eval_app, "evaluate", "eval")):
-        function = task.resolve(part) if only in (None, command) else None
+        wanted = only in (None, command) and task_named in (None, task.name)
+        function = task.resolve(part) if wanted else None
         if function is not None:
             group.command(task.name, help=function.__doc__)(function)
 
@@ -183,15 +224,60 @@ def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         invoked = _invoked_command(argv)
-        app = build_app(only=invoked or None)
+        task_named = argv[1] if invoked in ("train", "eval") and len(argv) > 1 and not argv[1].startswith("-") else None
+        app = build_app(only=invoked or None, task_named=task_named)
         if invoked is not None:
             _keep_only(app, invoked)
         app(args=argv, prog_name="imgan", standalone_mode=True)
     except ImganError as exc:
         if os.environ.get("IMGAN_DEBUG") == "1":
             raise
-        stderr.print(f"[bold red]error:[/bold red] {exc.one_line()}", highlight=False, soft_wrap=True)
+        stderr.print(f"[bold red]error:[/bold red] {_escaped(exc.one_line())}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        stderr.print("interrupted")
-        sys.exit(130)
+    except KeyboardInterrupt as exc:
+        _exit_interrupted(exc, argv)
+    except SystemExit as exc:
+        # Typer turns Ctrl-C into a silent exit 130; the KeyboardInterrupt is still in the chain.
+        interrupt = _interrupt_behind(exc)
+        if interrupt is None:
+            raise
+        _exit_interrupted(interrupt, argv)
+    except Exception as exc:  # a bug or an unforeseen library error: still one line, not a traceback
+        if os.environ.get("IMGAN_DEBUG") == "1":
+            raise
+        detail = " ".join(str(exc).split()) or "no message"
+        stderr.print(f"[bold red]error:[/bold red] unexpected {type(exc).__name__}: {_escaped(detail)} "
+                     "(IMGAN_DEBUG=1 shows the traceback)", highlight=False, soft_wrap=True)
+        sys.exit(1)
+
+
+def _escaped(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+def _interrupt_behind(exc: BaseException) -> KeyboardInterrupt | None:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, KeyboardInterrupt):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _exit_interrupted(interrupt: KeyboardInterrupt, argv: list[str]) -> None:
+    """Ctrl-C: a batch's "interrupted after N of M files" and its summary so far, else one line; exit 130."""
+    report = getattr(interrupt, "report", None)
+    if report is None:
+        stderr.print("[yellow]interrupted[/yellow]")
+    else:
+        from .cli_support import render_report
+
+        try:
+            render_report(report, json="--json" in argv)
+        except typer.Exit:
+            pass
+    sys.exit(130)

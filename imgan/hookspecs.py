@@ -15,15 +15,20 @@ hookspec = pluggy.HookspecMarker("imgan")
 def register_tasks(register):
     """Offer tasks: call ``register(Task(...))`` once per task.
 
-    A :class:`imgan.tasks.Task` names the task, its default weights, the function that builds
-    its per-image transform for inference, and optionally its training, export and evaluation
-    entry points. Task names must be unique across all plugins.
+    A :class:`imgan.tasks.Task` names the task, its image verb and default weights, and (as
+    "module:attr" references, imported on first use) its per-image transform, the verb's options
+    and their check, its ModelSpec, and its training and evaluation commands. From it the core
+    adds ``imgan VERB``, ``imgan train/eval NAME`` and ``imgan export NAME``. Task names and verbs
+    must be unique across all plugins.
     """
 
 
 @hookspec
 def register_commands(app):
-    """Add Typer commands to the ``imgan`` CLI: ``@app.command()`` on the given Typer app.
+    """Add extra Typer commands to the ``imgan`` CLI: ``@app.command()`` on the given Typer app.
+
+    Only for commands a Task does not describe (e.g. ``imgan styles``): the core already adds each
+    task's verb and its train/eval commands.
 
     Keep the command bodies thin: parse, call one library function, render.
     Import heavy modules (numpy, onnxruntime, torch) inside the command, not at module level,

@@ -290,14 +290,19 @@ def export_checkpoint(task: str, checkpoint: str | os.PathLike, output: str | os
                      version=version, licence=licence, description=description,
                      running=spec.running(model_config), model_config=model_config,
                      provenance=provenance_of(run, meta))
+    context = {"onnx": output, "run": run, "checkpoint": meta, "run_dir": checkpoint.parent}
     if spec.finish_card is not None:
-        card = spec.finish_card(card, {"onnx": output, "run": run, "checkpoint": meta})
+        card = spec.finish_card(card, context)
     sizes = spec.export_sizes
-    return export_onnx(spec.exportable(generator), spec.example_inputs(model_config, *sizes[0]), output,
-                       input_names=spec.input_names, output_names=spec.output_names,
-                       dynamic_axes=spec.dynamic_axes(model_config) if spec.dynamic_axes else None,
-                       parity_inputs=[spec.example_inputs(model_config, *size) for size in sizes[1:]],
-                       card=card, fp16=fp16)
+    input_names, output_names = spec.names(model_config)
+    report = export_onnx(spec.exportable(generator), spec.example_inputs(model_config, *sizes[0]), output,
+                         input_names=input_names, output_names=output_names,
+                         dynamic_axes=spec.dynamic_axes(model_config) if spec.dynamic_axes else None,
+                         parity_inputs=[spec.example_inputs(model_config, *size) for size in sizes[1:]],
+                         card=card, fp16=fp16)
+    if spec.after_export is not None:
+        spec.after_export(report, context)
+    return report
 
 
 def provenance_of(run: Mapping[str, Any], meta: Mapping[str, Any]) -> "Provenance":

@@ -76,6 +76,8 @@ SAMPLE_ROWS = 4
 HISTORY_TAIL = 100  # log records kept in each checkpoint
 # Loss names the loop itself logs; a recipe's content terms must not reuse them.
 RESERVED_LOSS_NAMES = ("adversarial", "g_total", "d_total", "d_real", "d_fake", "gradient_penalty")
+# Run folders this process paused (pause_at) -> the step: going on from there is no resumption.
+_PAUSED: dict[Path, int] = {}
 
 
 class Recipe(Protocol):
@@ -210,7 +212,8 @@ def fit(
     """Train `recipe` for config.steps steps (in total) and return where the result is.
 
     `pause_at` stops (with a checkpoint) after that step, to measure the run before resuming it;
-    the learning-rate schedule still spans config.steps.
+    the learning-rate schedule still spans config.steps, and going on from the pause in the same
+    process is not noted as a resumption in run.json.
 
     `resume=True` continues run_dir/latest.pt (TrainingError if absent or for another task or
     model_config); without it, a run_dir that already holds a checkpoint is an OutputError.
@@ -339,6 +342,8 @@ def _fit(recipe, config, cluster, device, *, resume, progress, on_log, pause_at)
             interrupted = True
     if run.saved_step != run.at.step:
         run.save()
+    if pause_at is not None and run.at.step == pause_at < config.steps and not interrupted:
+        _PAUSED[config.run_dir.resolve()] = run.at.step
     if cluster.is_main and run.history:
         plot_losses(config.run_dir)
     final = {name: float(value) for name, value in losses.items()} or _losses_of(run.history[-1] if run.history else {})
@@ -378,6 +383,8 @@ def _record_run(recipe: Recipe, config: TrainConfig, model_config: dict, checkpo
     from imgan.train.run import record_resumption, record_start
 
     train_config = config.to_dict()
+    if checkpoint is not None and _PAUSED.pop(config.run_dir.resolve(), None) == checkpoint["step"]:
+        return  # fit called again after its own pause_at: the same session goes on
     if checkpoint is not None:
         record_resumption(config.run_dir, step=int(checkpoint["step"]), train_config=train_config)
     else:

@@ -7,7 +7,7 @@ shipped-parity test work the same for every task, with no per-task table in the 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 from torch import Tensor, nn
 
@@ -29,25 +29,37 @@ class ModelSpec:
     example_inputs: (model_config, height, width) -> the inputs of the exported module at that size.
     running:        model_config -> the card's Running group (scale, pad multiple, overlap, inputs...).
     exportable:     generator -> the module that is exported (e.g. a wrapper that composites).
-    input_names, output_names: the ONNX graph's names, in the exported module's argument order.
+    input_names, output_names: the ONNX graph's names, in the exported module's argument order;
+                    or model_config -> names, where their number depends on the config (video states).
     dynamic_axes:   model_config -> torch.onnx dynamic_axes; None: batch, height, width of each.
     export_sizes:   (height, width) of the traced example, then of each parity check.
     architecture:   the part of model_config two weights must share for one to start from the
                     other (the default, all of it; style ignores which painting a net learnt).
     finish_card:    (card, context) -> card: task additions (a description, files beside the .onnx).
-                    context: {"onnx": Path, "run": run.json dict, "checkpoint": its metadata}.
+                    context: {"onnx": Path, "run": run.json dict, "checkpoint": its metadata,
+                    "run_dir": the checkpoint's folder}.
+    after_export:   (report, context) -> None: work on the written, checked file (e.g. measure it and
+                    imgan.cards.update_metrics its card).
     """
 
     build: Callable[[dict], nn.Module]
     example_inputs: Callable[[Mapping[str, Any], int, int], tuple[Tensor, ...]]
     running: Callable[[Mapping[str, Any]], Running]
     exportable: Callable[[nn.Module], nn.Module] = _same
-    input_names: tuple[str, ...] = ("input",)
-    output_names: tuple[str, ...] = ("output",)
+    input_names: Sequence[str] | Callable[[Mapping[str, Any]], Sequence[str]] = ("input",)
+    output_names: Sequence[str] | Callable[[Mapping[str, Any]], Sequence[str]] = ("output",)
     dynamic_axes: Callable[[Mapping[str, Any]], dict] | None = None
     export_sizes: tuple[tuple[int, int], ...] = ((48, 64), (23, 57))
     architecture: Callable[[Mapping[str, Any]], Mapping[str, Any]] = _whole
     finish_card: Callable[[ModelCard, dict], ModelCard] | None = None
+    after_export: Callable[[Any, dict], None] | None = None
+
+    def names(self, model_config: Mapping[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """(input names, output names) of the graph exported for this model_config."""
+        def of(names):
+            return tuple(names(model_config) if callable(names) else names)
+
+        return of(self.input_names), of(self.output_names)
 
     def parity_inputs(self, model_config: Mapping[str, Any]) -> tuple[Tensor, ...]:
         """Inputs at the last export size, for checking a file against the rebuilt model."""

@@ -1,5 +1,6 @@
 """`imgan eval sr`: bicubic and every shipped ×4 model on a folder of HR images, by the
-literature's protocol (see protocol.py); a table, JSON, and a crop sheet to judge sharpness.
+literature's protocol (see protocol.py): the figures (the CLI renders them), a crop sheet to judge
+sharpness, and the figures of an exported file for its model card.
 
 Runs the ONNX files through the same transform as `imgan upscale` (ONNX Runtime, no torch).
 """
@@ -13,6 +14,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from imgan.cards import card_path_for, update_metrics
 from imgan.errors import UsageError
 from imgan.io.images import Picture
 from imgan.runtime.model_transform import model_transform
@@ -101,33 +103,14 @@ def measure_weights_file(path: str | os.PathLike, data: str | os.PathLike, *, sc
             "images": len(report.images), "protocol": PROTOCOL}
 
 
-# ----------------------------------------------------------------------------------- rendering
+def record_card_metrics(path: str | os.PathLike, data: str | os.PathLike, *, scale: int = 4) -> dict:
+    """Measure the .onnx at ``path`` on ``data`` and store the figures in its card, under the folder's name."""
+    metrics = {Path(data).name: measure_weights_file(path, data, scale=scale)}
+    update_metrics(card_path_for(path), metrics)
+    return metrics
 
 
-def render_table(report: EvalReport) -> None:
-    """The means per method, then PSNR per image (images as rows, so many images still fit)."""
-    from rich.table import Table
-
-    from imgan.cli_support import stdout
-
-    summary = Table(title=f"×{report.scale} on {report.data.name} ({len(report.images)} images): "
-                          f"Y channel, {report.scale}-px shave")
-    for column in ("method", "PSNR dB", "SSIM", "Δ bicubic", "seconds"):
-        summary.add_column(column, justify="left" if column == "method" else "right")
-    baseline = report.methods[0].mean.psnr_y
-    for method in report.methods:
-        gain = "" if method.name == BICUBIC else f"{method.mean.psnr_y - baseline:+.2f}"
-        summary.add_row(method.name, f"{method.mean.psnr_y:.2f}", f"{method.mean.ssim_y:.4f}", gain,
-                        f"{method.seconds:.2f}")
-    stdout.print(summary)
-    per_image = Table(title="PSNR dB per image")
-    per_image.add_column("image")
-    for method in report.methods:
-        per_image.add_column(method.name, justify="right")
-    for image in report.images:
-        per_image.add_row(image.name, *(f"{m.per_image[image.name].psnr_y:.2f}" for m in report.methods))
-    stdout.print(per_image)
-    stdout.print(f"protocol: {PROTOCOL}", highlight=False, soft_wrap=True)
+# ----------------------------------------------------------------------------------- crop sheet
 
 
 def detail_window(hr: np.ndarray, size: int) -> tuple[int, int]:
@@ -163,19 +146,3 @@ def write_sheet(report: EvalReport, path: str | os.PathLike) -> Path:
     target = Path(path)
     sheet.save(target)
     return target
-
-
-def run_eval_command(*, data: Path, weights: Sequence[str] | None, as_json: bool, sheet: Path | None,
-                     device: str, threads: int | None) -> EvalReport:
-    report = evaluate_folder(data, weights, device=device, threads=threads)
-    if as_json:
-        from imgan.cli_support import print_json
-
-        print_json(report.to_dict())
-    else:
-        render_table(report)
-    if sheet is not None:
-        from imgan.cli_support import stderr
-
-        stderr.print(f"wrote {write_sheet(report, sheet)}")
-    return report

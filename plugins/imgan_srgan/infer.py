@@ -8,7 +8,8 @@ from imgan.io.images import Picture, resize_plane
 from imgan.runtime.model_transform import model_transform
 from imgan.weights import resolve_weights
 
-from . import DEFAULT_MODEL, MODEL_WEIGHTS, TASK, check_options
+from . import TASK
+from .spec import DEFAULT_MODEL, MODEL_WEIGHTS, check_options
 
 
 def make_transform(*, weights: str | None = None, device: str = "auto", threads: int | None = None,

@@ -20,18 +20,31 @@ Discriminator: the paper's VGG-style stack of 3x3 convolutions, stride 2 every s
 LeakyReLU(0.2), batch norm after all but the first (left out when spectral norm is used);
 global average pooling instead of the paper's flatten, so it takes any crop size; then
 dense -> LeakyReLU -> dense to one raw logit per image.
+
+SPEC (the end of the file) is how the core exports, warm-starts and checks the generator: the card's
+running group, the stage's description and licence, and the exported file measured on the run's
+--eval-data folder for the card's metrics.
 """
 from __future__ import annotations
 
+import json
 import math
+import warnings
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from imgan.cards import ModelCard, Running, portable_paths
 from imgan.config import JsonConfig
 from imgan.errors import UsageError
+from imgan.train.run import read_eval_log
+from imgan.train.spec import ModelSpec
+
+from . import TASK
 
 
 @dataclass(frozen=True)
@@ -199,6 +212,97 @@ class Discriminator(nn.Module):
         return self.classifier(pooled)  # (N, 1) raw logits
 
 
+# ----------------------------------------------------------------------------------- export (SPEC)
+
+EXPORT_SIZES = ((40, 32), (23, 57))  # the traced size, then the parity check's
+LICENCE = "MIT (imgan). Trained on BSDS500 photos (research use)"
+PERCEPTUAL_LICENCE = "; its loss used VGG19 ImageNet weights (CC BY 4.0, VGG authors)"
+DESCRIPTIONS = {
+    "srresnet": "×4 SRResNet trained with an L1 pixel loss: the highest PSNR, smooth textures",
+    "srgan": ("×4 SRGAN: SRResNet fine-tuned with VGG perceptual + adversarial losses: more edge contrast "
+              "and texture, lower PSNR; a short fine-tune, so a faint grid shows in flat areas"),
+}
+LEGACY_RECIPE_FILE = "recipe.json"  # what runs of imgan before run.json wrote
+# The edge padding of the bicubic branch exports through a reversed Slice that the exporter cannot
+# constant-fold; it says so three times per export, harmlessly (parity is checked).
+warnings.filterwarnings("ignore", message="Constant folding - Only steps=1 can be constant folded", category=UserWarning)
+
+
+def tile_overlap_for(config: GeneratorConfig) -> int:
+    """The receptive-field margin rounded up to a multiple of 8: tiles then equal one pass."""
+    return int(math.ceil(config.receptive_margin() / 8.0) * 8)
+
+
+def running(model_config: Mapping[str, Any]) -> Running:
+    config = GeneratorConfig.from_dict(dict(model_config["generator"]))
+    return Running(scale=config.scale, pad_multiple=1, tile_overlap=tile_overlap_for(config), input_convention="rgb01",
+                   inputs={"input": "NCHW float32 RGB in [0, 1], the low-resolution image"},
+                   outputs={"output": f"NCHW float32 RGB, ×{config.scale} the input's height and width "
+                                      "(not clipped: clip to [0, 1])"})
+
+
+def example_inputs(model_config: Mapping[str, Any], height: int, width: int) -> tuple[Tensor, ...]:
+    # One image at the traced size, two at the others: the parity check also proves the batch dynamic.
+    return (torch.rand(1 if (height, width) == EXPORT_SIZES[0] else 2, 3, height, width),)
+
+
+def run_description(context: Mapping[str, Any]) -> dict[str, Any]:
+    """run.json of the exported run, else the same fields from the recipe.json an older imgan wrote."""
+    if context["run"]:
+        return dict(context["run"])
+    try:
+        old = json.loads((Path(context["run_dir"]) / LEGACY_RECIPE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    start = old.get("init_from")
+    return {"task": TASK, "command": old.get("command"), "started_at": old.get("started_at"),
+            "recipe": {k: v for k, v in old.items() if k not in ("train_config", "command", "started_at",
+                                                                   "init_from", "resumed")},
+            "train_config": old.get("train_config") or {},
+            "init_from": {"from": start.get("checkpoint"), "step": start.get("step", 0),
+                          "seconds": start.get("seconds", 0.0)} if isinstance(start, dict) else None,
+            "resumptions": [{"step": r.get("at_step"), "at": r.get("at"), "command": r.get("command")}
+                            for r in old.get("resumed", ())]}
+
+
+def finish_card(card: ModelCard, context: Mapping[str, Any]) -> ModelCard:
+    """The stage's description and licence; the provenance of a run that predates run.json."""
+    from imgan.train.export import provenance_of
+
+    run = run_description(context)
+    recipe = run.get("recipe") or {}
+    stage = recipe.get("stage", "srresnet")
+    licence = LICENCE + (PERCEPTUAL_LICENCE if "perceptual" in recipe else "") + "."
+    provenance = card.provenance if context["run"] or not run else provenance_of(portable_paths(run),
+                                                                                 context["checkpoint"])
+    described = DESCRIPTIONS.get(stage, f"×{card.running.scale} super-resolution")
+    return card.replace(description=card.description or described, licence=card.licence or licence,
+                        provenance=provenance)
+
+
+def eval_folder(context: Mapping[str, Any]) -> Path | None:
+    """The HR folder the run measured its checkpoints on (--eval-data), where it still is."""
+    records = read_eval_log(context["run_dir"])
+    given = [records[-1].get("folder")] if records else []
+    given.append((run_description(context).get("recipe") or {}).get("eval_data"))
+    found = [Path(text).expanduser() for text in given if text]
+    return next((folder for folder in found if folder.is_dir()), None)
+
+
+def measure_export(report, context: Mapping[str, Any]) -> None:
+    """The card's metrics: the exported file measured by the evaluation protocol on the run's eval folder."""
+    folder = eval_folder(context)
+    if folder is not None:
+        from .evaluate import record_card_metrics
+
+        scale = GeneratorConfig.from_dict(dict(context["checkpoint"]["model_config"]["generator"])).scale
+        record_card_metrics(report.path, folder, scale=scale)
+
+
 def build_generator(model_config: dict) -> SRResNet:
     """The generator a checkpoint's model_config describes ({"generator": {...}, ...})."""
     return SRResNet(GeneratorConfig.from_dict(model_config["generator"]))
+
+
+SPEC = ModelSpec(build=build_generator, example_inputs=example_inputs, running=running, export_sizes=EXPORT_SIZES,
+                 finish_card=finish_card, after_export=measure_export)

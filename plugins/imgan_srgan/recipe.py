@@ -1,4 +1,4 @@
-"""Training and export of the ×4 models (imports torch; never reached from inference).
+"""Training of the ×4 models (imports torch; never reached from inference).
 
 Two stages, as in Ledig et al. 2017:
   srresnet  the PSNR model: L1 pixel loss only.
@@ -10,17 +10,11 @@ Two stages, as in Ledig et al. 2017:
             hundred steps does not outgrow; relu2_2 alone added texture without it.
 Data: random HR crops (flips, 90° rotations) of an image folder; LR made on the fly by
 antialiased bicubic downscaling, rounded to 8 bits like the LR images of the evaluation.
-Every training writes RUN_DIR/recipe.json (what was trained, for the model card) and, with
---eval-data, RUN_DIR/eval.jsonl: PSNR/SSIM of each saved checkpoint on that folder.
+The run's description (SRRecipe.describe) goes to RUN_DIR/run.json through fit; with --eval-data,
+RUN_DIR/eval.jsonl gets the PSNR/SSIM of each saved checkpoint on that folder.
 """
 from __future__ import annotations
 
-import json
-import math
-import shlex
-import sys
-import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,36 +24,20 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from imgan.errors import TrainingError, UsageError
-from imgan.train.checkpoint import (LATEST_NAME, generator_from_checkpoint, load_checkpoint, load_state_strict,
-                                    start_state, warm_start)
+from imgan.errors import UsageError
+from imgan.train.checkpoint import LATEST_NAME, generator_from_checkpoint
 from imgan.train.data import ImageFolderCrops, bicubic_downscale
-from imgan.train.export import ExportReport, export_onnx, write_model_card
-from imgan.train.loop import Recipe, TrainConfig, fit
+from imgan.train.loop import Recipe, RunResult, TrainConfig, fit
 from imgan.train.losses import PerceptualLoss, pixel_loss
+from imgan.train.run import append_eval, default_run_dir, read_eval_log
 from imgan.train.vgg import VGGFeatures, VGGWeights, resolve_vgg_weights
-from imgan.weights import imgan_home
 
 from . import TASK
-from .model import Discriminator, DiscriminatorConfig, GeneratorConfig, build_generator
+from .model import SPEC, Discriminator, DiscriminatorConfig, GeneratorConfig
 from .protocol import EvalImage, Quality, load_eval_set, mean_quality, measure
+from .spec import TrainSettings
 
-STAGES = ("srresnet", "srgan")
-RECIPE_FILE = "recipe.json"
-EVAL_LOG = "eval.jsonl"
 CALIBRATION_CROPS = 16
-
-# Settings that differ by stage; every one can be overridden on the command line.
-STAGE_DEFAULTS: dict[str, dict[str, Any]] = {
-    "srresnet": dict(steps=1200, batch_size=16, crop=96, lr=3e-4, lr_schedule="cosine", warmup_steps=50,
-                     pixel_weight=1.0, perceptual_weight=0.0, adversarial_weight=0.0, checkpoint_every=100),
-    # Smaller crops than stage 1: VGG features up to relu3_4 cost 3x the generator per pixel on a CPU.
-    # Weights by gradient size at the generator's output (Adam makes the step size scale-free,
-    # so only the balance matters): the calibrated relu2_2 term at 0.3 pulls ~1.5x as hard as
-    # the L1 term at 1; 1e-3 adversarial ~1/25 of it, the paper's small share.
-    "srgan": dict(steps=300, batch_size=8, crop=64, lr=1e-4, lr_schedule="constant", warmup_steps=0,
-                  pixel_weight=1.0, perceptual_weight=0.3, adversarial_weight=1e-3, checkpoint_every=50),
-}
 
 
 # ----------------------------------------------------------------------------------- data
@@ -120,8 +98,10 @@ class SRRecipe(Recipe):
     adversarial_weight: float = 0.0
     vgg_weights: str | None = None
     perceptual_layers: tuple[str, ...] | None = None  # None: default_perceptual_layers
-    init_from: Path | None = None
+    stage: str = "srresnet"
+    eval_data: Path | None = None  # measured at every checkpoint (CheckpointEvaluator), recorded here
     task: str = TASK
+    model_spec = SPEC  # a class attribute, not a field: fit builds (and warm-starts) the generator with it
 
     def __post_init__(self) -> None:
         self.model_config = {"generator": self.generator_config.to_dict()}
@@ -136,13 +116,6 @@ class SRRecipe(Recipe):
     @property
     def scale(self) -> int:
         return self.generator_config.scale
-
-    def build_generator(self) -> nn.Module:
-        generator = build_generator(self.model_config)
-        if self.init_from is not None:
-            load_state_strict(generator, initial_generator_state(self.init_from, self.model_config),
-                              what="initial generator", path=self.init_from)
-        return generator
 
     def build_discriminator(self) -> nn.Module | None:
         return Discriminator(self.discriminator_config) if self.adversarial_weight > 0 else None
@@ -187,8 +160,9 @@ class SRRecipe(Recipe):
         return [batch["lr"], fake.clamp(0.0, 1.0), batch["hr"]]
 
     def describe(self) -> dict[str, Any]:
-        """What this recipe trains, for recipe.json and the model card."""
+        """What this recipe trains, for run.json and the model card."""
         described: dict[str, Any] = {
+            "stage": self.stage,
             "generator": self.generator_config.to_dict(),
             "loss_weights": dict(self.loss_weights),
             "pixel_loss": "l1",
@@ -204,19 +178,8 @@ class SRRecipe(Recipe):
                                        "criterion": "mse / mean squared activation per layer"}
         if self.adversarial_weight > 0:
             described["discriminator"] = self.discriminator_config.to_dict()
+        described["eval_data"] = str(self.eval_data) if self.eval_data else None
         return described
-
-
-def initial_generator_state(start: Path, model_config: dict) -> dict[str, Tensor]:
-    """The generator weights of a previous run's checkpoint or exported .onnx, checked to fit ``model_config``."""
-    generator = build_generator(model_config)
-    warm_start(start, generator, task=TASK, config=model_config["generator"], config_of=_generator_config_of,
-               parity_inputs=(torch.rand(1, 3, 20, 24),))
-    return generator.state_dict()
-
-
-def _generator_config_of(state: dict) -> dict | None:
-    return state["card"]["architecture"]["generator"] if "card" in state else state["model_config"].get("generator")
 
 
 # ----------------------------------------------------------------------------------- evaluation during training
@@ -255,194 +218,62 @@ class CheckpointEvaluator:
         if not latest.is_file() or latest.stat().st_mtime_ns == self.seen:
             return  # no new checkpoint: cheap, as this runs at every log line
         self.seen = latest.stat().st_mtime_ns
-        generator, meta = generator_from_checkpoint(latest, build_generator)
+        generator, meta = generator_from_checkpoint(latest, SPEC.build)
         if meta["step"] in self.done:
             return
         quality = evaluate_generator(generator, self.images, self.scale)
-        entry = {"step": meta["step"], "time": round(meta["seconds"], 1), "data": self.data.name,
-                 "psnr_y": round(quality.psnr_y, 4), "ssim_y": round(quality.ssim_y, 5)}
-        with (self.run_dir / EVAL_LOG).open("a") as handle:
-            handle.write(json.dumps(entry) + "\n")
+        # "folder": where export finds the data again to measure the exported file for its card
+        append_eval(self.run_dir, {"step": meta["step"], "time": round(meta["seconds"], 1), "data": self.data.name,
+                                   "psnr_y": round(quality.psnr_y, 4), "ssim_y": round(quality.ssim_y, 5),
+                                   "folder": str(self.data.resolve())})
         self.done.add(meta["step"])
 
     finish = __call__
 
 
-def read_eval_log(run_dir: Path) -> list[dict]:
-    path = Path(run_dir) / EVAL_LOG
-    if not path.is_file():
-        return []
-    records = []
-    for line in path.read_text().splitlines():
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue  # a line cut short by a crash
-    return records
-
-
 # ----------------------------------------------------------------------------------- the train command
 
 
-def default_run_dir(stage: str) -> Path:
-    return imgan_home() / "runs" / f"{TASK}-{stage}"
+def default_init_from(stage: str) -> Path | None:
+    """Where a new run of ``stage`` starts when no --init-from is given: srgan from the srresnet run."""
+    if stage != "srgan":
+        return None
+    start = default_run_dir(TASK, "srresnet") / LATEST_NAME
+    if not start.is_file():
+        raise UsageError("srgan starts from a trained srresnet", path=start,
+                         hint="train `--stage srresnet` first, or pass --init-from CHECKPOINT")
+    return start
 
 
-def stage_setting(stage: str, name: str, given: Any) -> Any:
-    return STAGE_DEFAULTS[stage][name] if given is None else given
-
-
-def train_sr(*, stage: str, data: Path, run_dir: Path | None, steps: int | None, batch_size: int | None,
-             crop: int | None, lr: float | None, channels: int, blocks: int, batch_norm: bool, tail_kernel: int,
-             init_from: Path | None, vgg_weights: str | None, perceptual_layers: str | None,
-             pixel_weight: float | None,
-             perceptual_weight: float | None, adversarial_weight: float | None, d_channels: int,
-             spectral_norm: bool, eval_data: Path | None, checkpoint_every: int | None, threads: int | None,
-             workers: int, seed: int, resume: bool, device: str, progress: bool = True):
-    """Build the recipe for ``stage`` and train it through imgan.train.loop.fit; returns its RunResult."""
-    if stage not in STAGES:
-        raise UsageError(f"unknown stage {stage!r}", hint=f"choose one of {', '.join(STAGES)}")
-    if threads is not None:
-        torch.set_num_threads(threads)
-    run_dir = run_dir or default_run_dir(stage)
-    if stage == "srgan" and init_from is None and not resume:
-        init_from = default_run_dir("srresnet") / LATEST_NAME
-        if not init_from.is_file():
-            raise UsageError("srgan starts from a trained srresnet", path=init_from,
-                             hint="train `--stage srresnet` first, or pass --init-from CHECKPOINT")
+def train_sr(settings: TrainSettings, *, progress: bool = True) -> RunResult:
+    """Build the recipe for the settings' stage and train it through imgan.train.loop.fit; returns its RunResult."""
+    run_dir = settings.run_dir or default_run_dir(TASK, settings.stage)
+    init_from = None if settings.resume else (settings.init_from or default_init_from(settings.stage))
     recipe = SRRecipe(
-        data=data,
-        generator_config=GeneratorConfig(channels=channels, blocks=blocks, batch_norm=batch_norm,
-                                         tail_kernel=tail_kernel),
-        discriminator_config=DiscriminatorConfig(channels=d_channels, batch_norm=not spectral_norm),
-        crop=stage_setting(stage, "crop", crop),
-        pixel_weight=stage_setting(stage, "pixel_weight", pixel_weight),
-        perceptual_weight=stage_setting(stage, "perceptual_weight", perceptual_weight),
-        adversarial_weight=stage_setting(stage, "adversarial_weight", adversarial_weight),
-        vgg_weights=vgg_weights,
-        perceptual_layers=tuple(perceptual_layers.split(",")) if perceptual_layers else None,
-        init_from=None if resume else init_from,
+        data=settings.data,
+        generator_config=GeneratorConfig(channels=settings.channels, blocks=settings.blocks,
+                                         batch_norm=settings.batch_norm, tail_kernel=settings.tail_kernel),
+        discriminator_config=DiscriminatorConfig(channels=settings.d_channels, batch_norm=not settings.spectral_norm),
+        crop=settings.setting("crop"),
+        pixel_weight=settings.setting("pixel_weight"),
+        perceptual_weight=settings.setting("perceptual_weight"),
+        adversarial_weight=settings.setting("adversarial_weight"),
+        vgg_weights=settings.vgg_weights,
+        perceptual_layers=tuple(settings.perceptual_layers.split(",")) if settings.perceptual_layers else None,
+        stage=settings.stage,
+        eval_data=settings.eval_data,
     )
-    learning_rate = stage_setting(stage, "lr", lr)
-    every = stage_setting(stage, "checkpoint_every", checkpoint_every)
+    learning_rate, every = settings.setting("lr"), settings.setting("checkpoint_every")
     config = TrainConfig(
-        run_dir=run_dir, steps=stage_setting(stage, "steps", steps),
-        batch_size=stage_setting(stage, "batch_size", batch_size), lr_g=learning_rate, lr_d=learning_rate,
-        betas=(0.9, 0.999), adversarial="vanilla", spectral_norm=spectral_norm, ema_decay=0.999,
-        lr_schedule=STAGE_DEFAULTS[stage]["lr_schedule"], warmup_steps=STAGE_DEFAULTS[stage]["warmup_steps"],
-        checkpoint_every=every, sample_every=every,
-        log_every=10, seed=seed, workers=workers, device=device,
+        run_dir=run_dir, steps=settings.setting("steps"), batch_size=settings.setting("batch_size"),
+        lr_g=learning_rate, lr_d=learning_rate, betas=(0.9, 0.999), adversarial="vanilla",
+        spectral_norm=settings.spectral_norm, ema_decay=0.999, lr_schedule=settings.setting("lr_schedule"),
+        warmup_steps=settings.setting("warmup_steps"), checkpoint_every=every, sample_every=every, log_every=10,
+        seed=settings.seed, workers=settings.workers, device=settings.device, threads=settings.threads,
+        init_from=None if init_from is None else str(init_from),
     )
-    if resume:
-        note_resumption(run_dir, config)
-    else:
-        write_recipe_file(run_dir, stage, recipe, config, init_from, eval_data)
-    evaluator = CheckpointEvaluator(run_dir, eval_data, recipe.scale) if eval_data is not None else None
-    result = fit(recipe, config, resume=resume, progress=progress, on_log=evaluator)
+    evaluator = None if settings.eval_data is None else CheckpointEvaluator(run_dir, settings.eval_data, recipe.scale)
+    result = fit(recipe, config, resume=settings.resume, progress=progress, on_log=evaluator)
     if evaluator is not None:
         evaluator.finish()
     return result
-
-
-def write_recipe_file(run_dir: Path, stage: str, recipe: SRRecipe, config: TrainConfig, init_from: Path | None,
-                      eval_data: Path | None) -> None:
-    if (run_dir / LATEST_NAME).exists():
-        return  # fit refuses to start over an existing run; keep that run's description
-    run_dir.mkdir(parents=True, exist_ok=True)
-    description = {"stage": stage, **recipe.describe(), "eval_data": str(eval_data) if eval_data else None,
-                   "train_config": {k: v for k, v in config.to_dict().items() if k != "run_dir"},
-                   "command": command_line(),
-                   "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    if init_from is not None:
-        start = start_state(init_from)
-        description["init_from"] = {"checkpoint": str(init_from), "step": start["step"],
-                                    "seconds": round(start["seconds"], 1)}
-    (run_dir / RECIPE_FILE).write_text(json.dumps(description, indent=2) + "\n")
-
-
-def command_line() -> str:
-    return "imgan " + " ".join(shlex.quote(arg) for arg in sys.argv[1:])
-
-
-def note_resumption(run_dir: Path, config: TrainConfig) -> None:
-    """Record in recipe.json that the run went on (its card then shows the settings it ended with)."""
-    description = read_recipe_file(run_dir)
-    if not description:
-        return
-    state = load_checkpoint(run_dir / LATEST_NAME)
-    description.setdefault("resumed", []).append(
-        {"at_step": state["step"], "steps": config.steps, "command": command_line(),
-         "at": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
-    description["train_config"] = {k: v for k, v in config.to_dict().items() if k != "run_dir"}
-    (run_dir / RECIPE_FILE).write_text(json.dumps(description, indent=2) + "\n")
-
-
-# ----------------------------------------------------------------------------------- export
-
-
-LICENCE = "MIT (imgan). Trained on BSDS500 photos (research use)"
-PERCEPTUAL_LICENCE = "; its loss used VGG19 ImageNet weights (CC BY 4.0, VGG authors)"
-DESCRIPTIONS = {
-    "srresnet": "×4 SRResNet trained with an L1 pixel loss: the highest PSNR, smooth textures",
-    "srgan": ("×4 SRGAN: SRResNet fine-tuned with VGG perceptual + adversarial losses: more edge contrast "
-              "and texture, lower PSNR; a short fine-tune, so a faint grid shows in flat areas"),
-}
-
-
-def export_sr(checkpoint: Path, output: Path, name: str | None = None, *,
-              eval_data: Path | None = None) -> ExportReport:
-    """Export a run's checkpoint to ONNX (dynamic batch/height/width, parity at two sizes) with its card.
-
-    The card's metrics are measured on the exported file with the evaluation protocol, on
-    ``eval_data`` or else the run's own --eval-data folder.
-    """
-    checkpoint = Path(checkpoint)
-    generator, meta = generator_from_checkpoint(checkpoint, build_generator)
-    recipe = read_recipe_file(checkpoint.parent)
-    stage = recipe.get("stage", "srresnet")
-    config = generator.config
-    card = {
-        "name": name or f"{stage}-x{config.scale}",
-        "task": TASK,
-        "version": 1,
-        "scale": config.scale,
-        "pad_multiple": 1,
-        "input_convention": "rgb01",
-        "tile_overlap": tile_overlap_for(config),
-        "description": DESCRIPTIONS.get(stage, f"×{config.scale} super-resolution"),
-        "licence": LICENCE + (PERCEPTUAL_LICENCE if "perceptual" in recipe else "") + ".",
-        "architecture": {"generator": config.to_dict(), "parameters": sum(p.numel() for p in generator.parameters())},
-        "recipe": recipe,
-        "steps": meta["step"],
-        "training_seconds": round(meta["seconds"] + recipe.get("init_from", {}).get("seconds", 0.0), 1),
-    }
-    example = torch.rand(1, 3, 40, 32)
-    with warnings.catch_warnings():
-        # The edge padding of the bicubic branch exports through a reversed Slice that the
-        # exporter cannot constant-fold; it says so three times, harmlessly (parity is checked).
-        warnings.filterwarnings("ignore", message="Constant folding")
-        report = export_onnx(generator, example, output, parity_inputs=[torch.rand(2, 3, 23, 57)], card=card)
-    folder = eval_data or (Path(recipe["eval_data"]) if recipe.get("eval_data") else None)
-    if folder is not None:
-        from .evaluate import measure_weights_file
-
-        metrics = {Path(folder).name: measure_weights_file(report.path, folder, scale=config.scale)}
-        written = json.loads(report.card_path.read_text())
-        written["metrics"] = metrics
-        write_model_card(report.path, written)
-    return report
-
-
-def tile_overlap_for(config: GeneratorConfig) -> int:
-    """The receptive-field margin rounded up to a multiple of 8: tiles then equal one pass."""
-    return int(math.ceil(config.receptive_margin() / 8.0) * 8)
-
-
-def read_recipe_file(run_dir: Path) -> dict:
-    path = Path(run_dir) / RECIPE_FILE
-    if not path.is_file():
-        return {}
-    try:
-        return json.loads(path.read_text())
-    except ValueError as exc:
-        raise TrainingError(f"unreadable {RECIPE_FILE}: {exc}", path=path) from None

@@ -17,9 +17,11 @@ from tests.conftest import REPO, SHARED_ASSETS, gradient_image, run_cli, save_pn
 
 torch = pytest.importorskip("torch")
 
-from imgan_srgan import check_options  # noqa: E402
+from imgan.train.export import export_checkpoint  # noqa: E402
+from imgan_srgan import TASK  # noqa: E402
 from imgan_srgan.infer import make_transform  # noqa: E402
 from imgan_srgan.model import Discriminator, DiscriminatorConfig, GeneratorConfig, SRResNet  # noqa: E402
+from imgan_srgan.spec import TrainSettings, check_options  # noqa: E402
 from imgan_srgan.protocol import (  # noqa: E402
     bicubic_upscale, load_eval_set, make_eval_image, matlab_imresize, mean_quality, measure,
 )
@@ -52,11 +54,10 @@ def write_checkpoint(path: Path, generator: SRResNet) -> Path:
 @pytest.fixture(scope="module")
 def exported_tiny(tmp_path_factory):
     """A random tiny generator exported once per module (ONNX + card), and its torch twin."""
-    from imgan_srgan.recipe import export_sr
-
     folder = tmp_path_factory.mktemp("sr_tiny")
     generator = random_tiny_generator()
-    report = export_sr(write_checkpoint(folder / "run" / "latest.pt", generator), folder / "sr-tiny.onnx", "tiny")
+    report = export_checkpoint(TASK, write_checkpoint(folder / "run" / "latest.pt", generator), folder / "sr-tiny.onnx",
+                               name="tiny")
     return report, generator
 
 
@@ -126,11 +127,12 @@ def test_card_says_how_to_run_the_model(exported_tiny):
     report, _ = exported_tiny
     card = json.loads(report.card_path.read_text())
     margin = TINY.receptive_margin()  # 4 + 2 + 1 + 1.5 + 0.25 = 8.75
-    assert card["task"] == "sr" and card["name"] == "tiny" and card["scale"] == 4 and card["pad_multiple"] == 1
-    assert card["input_convention"] == "rgb01"
-    assert card["tile_overlap"] >= margin and card["tile_overlap"] % 8 == 0
-    assert card["steps"] == 7 and card["training_seconds"] == 2.5
-    assert card["architecture"]["generator"] == TINY.to_dict()
+    running = card["running"]
+    assert card["task"] == "sr" and card["name"] == "tiny" and running["scale"] == 4 and running["pad_multiple"] == 1
+    assert running["input_convention"] == "rgb01"
+    assert running["tile_overlap"] >= margin and running["tile_overlap"] % 8 == 0
+    assert card["provenance"]["steps"] == 7 and card["provenance"]["seconds"] == 2.5
+    assert card["model_config"]["generator"] == TINY.to_dict()
 
 
 def test_tiles_are_seamless_when_overlap_covers_the_receptive_field(exported_tiny):
@@ -283,26 +285,31 @@ def tiny_train(run_dir: Path, photos: Path, **overrides):
                     lr=None, channels=4, blocks=1, batch_norm=False, tail_kernel=3, init_from=None,
                     vgg_weights=None, perceptual_layers=None, pixel_weight=None, perceptual_weight=None, adversarial_weight=None,
                     d_channels=4, spectral_norm=False, eval_data=photos / "eval", checkpoint_every=1,
-                    threads=None, workers=0, seed=0, resume=False, device="cpu", progress=False)
+                    threads=None, workers=0, seed=0, resume=False, device="cpu")
     settings.update(overrides)
-    return train_sr(**settings)
+    return train_sr(TrainSettings(**settings), progress=False)
+
+
+def run_recipe(run_dir: Path) -> dict:
+    """What run.json records of the run's recipe, with the run's own fields (init_from...) beside it."""
+    run = json.loads((run_dir / "run.json").read_text())
+    return {**run["recipe"], "init_from": run["init_from"], "train_config": run["train_config"]}
 
 
 def test_train_logs_psnr_per_checkpoint_and_exports_with_metrics(tiny_photos, tmp_path):
-    from imgan_srgan.recipe import export_sr
-
     result = tiny_train(tmp_path / "run", tiny_photos)
     assert result.steps_done == 2
     evaluations = [json.loads(line) for line in (tmp_path / "run" / "eval.jsonl").read_text().splitlines()]
     assert [e["step"] for e in evaluations] == [1, 2] and all(e["psnr_y"] > 15 for e in evaluations)
-    recipe = json.loads((tmp_path / "run" / "recipe.json").read_text())
+    recipe = run_recipe(tmp_path / "run")
     assert recipe["stage"] == "srresnet" and recipe["loss_weights"] == {"pixel": 1.0}
 
-    report = export_sr(result.checkpoint, tmp_path / "w" / "sr-tiny.onnx")
+    # The card's name comes from the file name (`imgan export`'s rule): sr-NAME.onnx.
+    report = export_checkpoint(TASK, result.checkpoint, tmp_path / "w" / "sr-srresnet-x4.onnx")
     card = json.loads(report.card_path.read_text())
-    assert card["name"] == "srresnet-x4" and card["steps"] == 2
+    assert card["name"] == "srresnet-x4" and card["provenance"]["steps"] == 2
     assert card["metrics"]["eval"]["psnr_y"] == pytest.approx(evaluations[-1]["psnr_y"], abs=0.01)
-    assert card["recipe"]["train_config"]["batch_size"] == 2
+    assert card["provenance"]["train_config"]["batch_size"] == 2
 
 
 @pytest.mark.skipif(not VGG_FILE.is_file(), reason="the shared VGG19 weights are not beside the checkout")
@@ -316,7 +323,7 @@ def test_srgan_stage_starts_from_srresnet_with_perceptual_and_adversarial_terms(
     log = [json.loads(line) for line in (tmp_path / "srgan" / "log.jsonl").read_text().splitlines()]
     assert {"pixel", "perceptual", "adversarial", "d_total"} <= set(log[-1])
     assert 0.01 < log[-1]["perceptual"] < 10  # calibrated: a relative feature error, at most of order 1
-    recipe = json.loads((tmp_path / "srgan" / "recipe.json").read_text())
+    recipe = run_recipe(tmp_path / "srgan")
     assert recipe["perceptual"]["layers"] == ["relu2_2"]
     assert recipe["init_from"]["step"] == 2
     assert second.steps_done == 1 and start["step"] == 2
@@ -327,21 +334,24 @@ def test_srgan_stage_starts_from_srresnet_with_perceptual_and_adversarial_terms(
 
 def test_a_run_can_start_from_exported_onnx_weights(tiny_photos, tmp_path):
     """Shipped weights are ONNX: fine-tuning one starts from exactly the exported function."""
-    from imgan.train.checkpoint import check_onnx_parity, start_state, starting_weights
-    from imgan_srgan.model import build_generator
-    from imgan_srgan.recipe import export_sr, initial_generator_state
+    from imgan.train.checkpoint import check_onnx_parity, start_state, starting_weights, warm_start
+    from imgan_srgan.model import SPEC, build_generator
+
+    def initial_generator(start: Path, model_config: dict):
+        generator = build_generator(model_config)
+        warm_start(start, generator, task=TASK, spec=SPEC, model_config=model_config)
+        return generator
 
     first = tiny_train(tmp_path / "a", tiny_photos, eval_data=None, channels=4, blocks=2)
-    exported = export_sr(first.checkpoint, tmp_path / "w" / "sr-a.onnx").path
-    model_config = json.loads(exported.with_suffix(".json").read_text())["architecture"]
-    generator = build_generator({"generator": model_config["generator"]})
-    generator.load_state_dict(initial_generator_state(exported, {"generator": model_config["generator"]}))
+    exported = export_checkpoint(TASK, first.checkpoint, tmp_path / "w" / "sr-a.onnx").path
+    model_config = json.loads(exported.with_suffix(".json").read_text())["model_config"]
+    generator = initial_generator(exported, {"generator": model_config["generator"]})
     assert check_onnx_parity(generator, exported, (torch.rand(1, 3, 11, 13),)) < 1e-5
     assert "head.1.weight" in generator.state_dict()  # a PReLU: its weight is renamed by the exporter
 
     second = tiny_train(tmp_path / "b", tiny_photos, eval_data=None, channels=4, blocks=2, steps=1,
                         init_from=exported)
-    recipe = json.loads((tmp_path / "b" / "recipe.json").read_text())
+    recipe = run_recipe(tmp_path / "b")
     assert recipe["init_from"]["step"] == 2 and second.steps_done == 1
 
     wrong = dict(starting_weights(start_state(exported), generator))
@@ -350,7 +360,7 @@ def test_a_run_can_start_from_exported_onnx_weights(tiny_photos, tmp_path):
     with pytest.raises(Exception, match="do not reproduce"):
         check_onnx_parity(generator, exported, (torch.rand(1, 3, 11, 13),))
     with pytest.raises(Exception, match="different model"):
-        initial_generator_state(exported, {"generator": {**model_config["generator"], "channels": 8}})
+        initial_generator(exported, {"generator": {**model_config["generator"], "channels": 8}})
 
 
 # ------------------------------------------------------------------------------------------ shipped weights
@@ -378,7 +388,7 @@ def test_both_shipped_models_are_catalogued_and_srresnet_is_the_default():
         pytest.skip("the sr weights are not in weights/")
     for name in ("srresnet-x4", "srgan-x4"):
         card = shipped[name]
-        assert card.scale == 4 and card.extra["tile_overlap"] >= GeneratorConfig(
-            **card.extra["architecture"]["generator"]).receptive_margin()
+        assert card.scale == 4 and card.tile_overlap >= GeneratorConfig(
+            **card.card.model_config["generator"]).receptive_margin()
         assert card.metrics["Set5"]["psnr_y"] > card.metrics["Set5"]["bicubic_psnr_y"]
 

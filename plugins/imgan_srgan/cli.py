@@ -1,0 +1,108 @@
+"""The sr commands: `imgan upscale`'s own options, `imgan train sr`, `imgan eval sr` (thin Typer bodies).
+
+Nothing heavy at import: `imgan upscale` imports this module for its options, and must not load torch.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from imgan.cli_support import (CheckpointEveryOpt, DeviceOpt, InitFromOpt, JsonOpt, ResumeOpt, RunDirOpt, SeedOpt,
+                               ThreadsOpt, VggWeightsOpt, WorkersOpt, print_json, render_run_result, stderr, stdout)
+
+from . import TASK
+from .spec import DEFAULT_MODEL, TrainSettings
+
+
+def verb_options(
+    model: Annotated[str, typer.Option("--model", help="srgan: perceptual, more texture; srresnet: highest PSNR, smoother.")] = DEFAULT_MODEL,
+    scale: Annotated[int, typer.Option("--scale", help="4, or 2: the ×4 result reduced by area averaging.")] = 4,
+) -> None:
+    """The task's own options of `imgan upscale` (passed to make_transform)."""
+
+
+def train(
+    stage: Annotated[str, typer.Option(help="srresnet (pixel loss, the PSNR model) or srgan (perceptual + adversarial, starts from srresnet).")] = "srresnet",
+    data: Annotated[Path, typer.Option(help="Folder of training photos (HR); random crops are taken.")] = Path("photos"),
+    run_dir: RunDirOpt = None,
+    steps: Annotated[Optional[int], typer.Option(min=1, help="Total steps (default: srresnet 1200, srgan 300).")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(min=1, help="Crops per step (default: srresnet 16, srgan 8).")] = None,
+    crop: Annotated[Optional[int], typer.Option(min=16, help="HR crop edge, a multiple of 4 (default: srresnet 96, srgan 64).")] = None,
+    lr: Annotated[Optional[float], typer.Option(help="Adam learning rate (default: srresnet 3e-4 with warm-up and cosine decay, srgan 1e-4).")] = None,
+    channels: Annotated[int, typer.Option(min=1, help="Generator width (paper: 64).")] = 48,
+    blocks: Annotated[int, typer.Option(min=0, help="Residual blocks (paper: 16).")] = 8,
+    batch_norm: Annotated[bool, typer.Option(help="Batch norm in the residual blocks (paper: on).")] = False,
+    tail_kernel: Annotated[int, typer.Option(help="Kernel of the last convolution (paper: 9).")] = 3,
+    init_from: InitFromOpt = None,
+    vgg_weights: VggWeightsOpt = None,
+    perceptual_layers: Annotated[Optional[str], typer.Option(help="VGG19 layers, comma-separated (default: relu5_4 with full weights, else relu2_2).")] = None,
+    pixel_weight: Annotated[Optional[float], typer.Option(help="L1 pixel loss weight (default 1).")] = None,
+    perceptual_weight: Annotated[Optional[float], typer.Option(help="VGG loss weight, each layer normalised (default: srgan 0.3).")] = None,
+    adversarial_weight: Annotated[Optional[float], typer.Option(help="GAN loss weight (default: srgan 1e-3).")] = None,
+    d_channels: Annotated[int, typer.Option(min=1, help="Discriminator width of its first layer (paper: 64).")] = 32,
+    spectral_norm: Annotated[bool, typer.Option(help="Spectral norm in the discriminator (instead of batch norm).")] = False,
+    eval_data: Annotated[Optional[Path], typer.Option(help="HR folder (e.g. Set5) measured at every checkpoint: RUN_DIR/eval.jsonl.")] = None,
+    checkpoint_every: CheckpointEveryOpt = None,
+    threads: ThreadsOpt = None,
+    workers: WorkersOpt = 0,
+    seed: SeedOpt = 0,
+    resume: ResumeOpt = False,
+    device: DeviceOpt = "auto",
+) -> None:
+    """Train the ×4 SRResNet (stage srresnet) or SRGAN (stage srgan) through imgan's training loop.
+
+    Without --init-from, srgan starts from the srresnet run's latest.pt ($IMGAN_HOME/runs/sr-srresnet).
+    """
+    settings = TrainSettings(**locals())
+    from .recipe import train_sr
+
+    result = train_sr(settings)
+    render_run_result(result, task=TASK, output=f"{TASK}-{settings.stage}-x4.onnx")
+
+
+def evaluate(
+    data: Annotated[Path, typer.Option("--data", help="Folder of HR images, e.g. Set5.", show_default=False)],
+    weights: Annotated[Optional[list[str]], typer.Option("--weights", help="Weights to measure (repeatable; names or .onnx files). Default: every ×4 sr model.")] = None,
+    json: JsonOpt = False,
+    sheet: Annotated[Optional[Path], typer.Option("--sheet", help="Also write a crop sheet PNG: bicubic | models | HR.")] = None,
+    device: DeviceOpt = "auto",
+    threads: ThreadsOpt = None,
+) -> None:
+    """PSNR/SSIM (Y, 4-px shave, MATLAB bicubic LR) of bicubic and each ×4 model on a folder."""
+    from .evaluate import evaluate_folder, write_sheet
+
+    report = evaluate_folder(data, weights, device=device, threads=threads)
+    if json:
+        print_json(report.to_dict())
+    else:
+        render_table(report)
+    if sheet is not None:
+        stderr.print(f"wrote {write_sheet(report, sheet)}")
+
+
+def render_table(report) -> None:
+    """The means per method, then PSNR per image (images as rows, so many images still fit)."""
+    from rich.table import Table
+
+    from .evaluate import BICUBIC, PROTOCOL
+
+    summary = Table(title=f"×{report.scale} on {report.data.name} ({len(report.images)} images): "
+                          f"Y channel, {report.scale}-px shave")
+    for column in ("method", "PSNR dB", "SSIM", "Δ bicubic", "seconds"):
+        summary.add_column(column, justify="left" if column == "method" else "right")
+    baseline = report.methods[0].mean.psnr_y
+    for method in report.methods:
+        gain = "" if method.name == BICUBIC else f"{method.mean.psnr_y - baseline:+.2f}"
+        summary.add_row(method.name, f"{method.mean.psnr_y:.2f}", f"{method.mean.ssim_y:.4f}", gain,
+                        f"{method.seconds:.2f}")
+    stdout.print(summary)
+    per_image = Table(title="PSNR dB per image")
+    per_image.add_column("image")
+    for method in report.methods:
+        per_image.add_column(method.name, justify="right")
+    for image in report.images:
+        per_image.add_row(image.name, *(f"{m.per_image[image.name].psnr_y:.2f}" for m in report.methods))
+    stdout.print(per_image)
+    stdout.print(f"protocol: {PROTOCOL}", highlight=False, soft_wrap=True)
