@@ -1,22 +1,22 @@
 """The video task's commands: `imgan predict`, `imgan interpolate`, `imgan train video`, `imgan eval video`.
 
 Light on purpose (typer only): `imgan --help` imports every plugin. Each body parses, calls one
-library function (infer, recipe or evaluate, imported there), and renders.
+library function (infer, interpolate, recipe or evaluate, imported there), and renders.
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-DEFAULT_CONTEXT = 10  # the Moving MNIST protocol: 10 frames in, 10 out
-DEFAULT_FUTURE = 10
+from imgan.cli_support import (DeviceOpt, InitFromOpt, JsonOpt, ResumeOpt, RunDirOpt, SeedOpt, StepProgress,
+                               ThreadsOpt, WeightsOpt, print_json, render_run_result, stderr, stdout)
 
-WeightsOpt = Annotated[Optional[str], typer.Option(help="Weights name from `imgan weights list`, or a .onnx file.")]
-DeviceOpt = Annotated[str, typer.Option(help="auto (CUDA if it really works, else CPU), cpu or cuda.")]
-ThreadsOpt = Annotated[Optional[int], typer.Option(min=1, help="CPU threads.")]
+from . import TASK
+from .spec import (CLIPS_NAME, DEFAULT_CONTEXT, DEFAULT_FUTURE, DEFAULT_WEIGHTS, check_interpolate_sources,
+                   check_predict_sources)
+
 MnistOpt = Annotated[Optional[Path], typer.Option(help="MNIST t10k-images-idx3-ubyte.gz (default: $IMGAN_MNIST).")]
 
 
@@ -38,18 +38,14 @@ def predict(
     overwrite: Annotated[bool, typer.Option(help="Replace outputs that exist.")] = False,
 ) -> None:
     """Predict the next frames of a clip with the ConvLSTM video model (or show it on Moving MNIST)."""
-    from imgan.cli_support import stdout
-    from imgan.errors import UsageError
-
     from .infer import predict_clip, predict_mmnist
 
+    check_predict_sources(clip, mmnist)
     if mmnist is not None:
-        if clip is not None:
-            raise UsageError("give either a clip or --mmnist N, not both")
-        written = predict_mmnist(mmnist, output or Path("mmnist-predictions"), mnist=mnist, context=context,
-                                 future=future, weights=weights, device=device, threads=threads, overwrite=overwrite)
-    elif clip is None:
-        raise UsageError("no clip given", hint="imgan predict CLIP.mp4 -o OUT.mp4, or imgan predict --mmnist N -o DIR")
+        with StepProgress("predicting") as progress:
+            written = predict_mmnist(mmnist, output or Path("mmnist-predictions"), mnist=mnist, context=context,
+                                     future=future, weights=weights, device=device, threads=threads,
+                                     overwrite=overwrite, progress=progress)
     else:
         written = predict_clip(clip, output=output, context=context, future=future, only_future=only_future,
                                sheet=sheet, size=size, start=start, weights=weights, device=device, threads=threads,
@@ -67,20 +63,14 @@ def interpolate(
     mmnist: Annotated[Optional[int], typer.Option(min=1, max=2000, help="With --measure: the first N Moving MNIST test sequences instead of a clip.")] = None,
     mnist: MnistOpt = None,
     max_frames: Annotated[Optional[int], typer.Option(min=3, help="With --measure: only the clip's first N frames.")] = None,
-    json: Annotated[bool, typer.Option("--json", help="With --measure: print JSON instead of a table.")] = False,
+    json: JsonOpt = False,
     overwrite: Annotated[bool, typer.Option(help="Replace an output that exists.")] = False,
 ) -> None:
     """Generate in-between frames (optical flow, no training), or measure them against held-back real ones."""
-    from imgan.cli_support import print_json, stderr, stdout
-    from imgan.errors import UsageError
-
     from .interpolate import interpolate_clip, measure_interpolation, measure_mmnist
 
-    if (clip is None) == (mmnist is None):
-        raise UsageError("give a clip, or --measure --mmnist N", hint="imgan interpolate CLIP.mp4 --factor 2 -o OUT.mp4")
-    if mmnist is not None and not measure:
-        raise UsageError("--mmnist only goes with --measure", hint="imgan interpolate --measure --mmnist 100")
-    with _frame_progress(stderr.get(), "measuring" if measure else "interpolating") as progress:
+    check_interpolate_sources(clip, mmnist, measure)
+    with StepProgress("measuring" if measure else "interpolating") as progress:
         if not measure:
             written = interpolate_clip(clip, output, factor=factor, method=method, overwrite=overwrite, progress=progress)
         elif mmnist is not None:
@@ -100,17 +90,6 @@ def interpolate(
     stdout.print(table)
 
 
-@contextmanager
-def _frame_progress(console, label: str):
-    """A rich progress bar with ETA (on a terminal), fed by the yielded progress(done, total)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console,
-                  transient=True, disable=not console.is_terminal) as shown:
-        task = shown.add_task(label, total=None)
-        yield lambda done, total: shown.update(task, completed=done, total=total)
-
-
 def train(
     steps: Annotated[int, typer.Option(min=1, help="Total generator steps (also when resuming).")] = 3000,
     videos: Annotated[Optional[Path], typer.Option(help="Train on the clips in this folder instead of Moving MNIST.")] = None,
@@ -128,7 +107,7 @@ def train(
     batch_size: Annotated[int, typer.Option(min=1)] = 4,
     lr: Annotated[float, typer.Option(help="Adam learning rate (generator and critic).")] = 1e-3,
     lr_schedule: Annotated[str, typer.Option(help="constant, or cosine (decays to 10 % at --steps; for a refining run).")] = "constant",
-    init_from: Annotated[Optional[Path], typer.Option(help="Start from a checkpoint or an exported .onnx with its card (e.g. weights/video-convlstm-mmnist.onnx).")] = None,
+    init_from: InitFromOpt = None,
     l2: Annotated[float, typer.Option(min=0, help="Weight of the forecast's MSE.")] = 1.0,
     l1: Annotated[float, typer.Option(min=0, help="Weight of the forecast's L1.")] = 0.0,
     bce: Annotated[float, typer.Option(min=0, help="Weight of the forecast's binary cross-entropy (escapes the all-black frame faster than MSE).")] = 1.0,
@@ -139,25 +118,28 @@ def train(
     teacher_forcing: Annotated[float, typer.Option(min=0, max=1, help="Probability of feeding a true future frame instead of the prediction.")] = 0.0,
     eval_every: Annotated[int, typer.Option(min=1, help="Checkpoint (and on Moving MNIST measure test MSE) every N steps.")] = 100,
     eval_sequences: Annotated[int, typer.Option(min=0, max=2000, help="Test sequences measured each time (0: none).")] = 100,
-    name: Annotated[Optional[str], typer.Option(help="Weights name (default convlstm-mmnist, or convlstm-clips with --videos).")] = None,
-    run_dir: Annotated[Optional[Path], typer.Option(help="Default: $IMGAN_HOME/runs/video-NAME.")] = None,
-    resume: Annotated[bool, typer.Option(help="Continue the run in --run-dir.")] = False,
+    name: Annotated[Optional[str], typer.Option(help=f"Weights name (default {DEFAULT_WEIGHTS}, or {CLIPS_NAME} with --videos).")] = None,
+    run_dir: RunDirOpt = None,
+    resume: ResumeOpt = False,
     threads: ThreadsOpt = None,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-    seed: Annotated[int, typer.Option(min=0)] = 0,
+    device: DeviceOpt = "auto",
+    seed: SeedOpt = 0,
 ) -> None:
     """Train the ConvLSTM frame predictor on Moving MNIST (default) or on your clips (--videos DIR)."""
     options = dict(locals())  # exactly the parameters: nothing is defined before this line
-    from imgan.cli_support import render_run_result
-
     from .recipe import train_video
 
-    result = train_video(**options)
-    render_run_result(result, task="video", output="video-NAME.onnx --name NAME")
+    result = train_video(**options, progress=stderr.is_terminal, on_eval=_print_eval)
+    render_run_result(result, task=TASK, output=f"{TASK}-NAME.onnx --name NAME")
+
+
+def _print_eval(record: dict) -> None:
+    stderr.print(f"step {record['step']}: test MSE {record['test_mse']} on {record['sequences']} sequences "
+                 f"after {record['train_seconds']:.0f} s of training", highlight=False)
 
 
 def evaluate(
-    json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+    json: JsonOpt = False,
     sequences: Annotated[int, typer.Option(min=1, max=2000, help="First N sequences of the fixed test set.")] = 2000,
     weights: WeightsOpt = None,
     mnist: MnistOpt = None,
@@ -166,13 +148,11 @@ def evaluate(
     threads: ThreadsOpt = None,
 ) -> None:
     """Moving MNIST test set: MSE/MAE per frame and SSIM of the model and of trivial baselines."""
-    from imgan.cli_support import print_json, stderr, stdout
-
     from .evaluate import evaluate_mmnist, record_in_card
 
-    with stderr.status("evaluating") as status:
+    with StepProgress("evaluating sequences") as progress:
         results = evaluate_mmnist(weights, sequences=sequences, mnist=mnist, device=device, threads=threads,
-                                  progress=lambda done, total: status.update(f"evaluating {done}/{total} sequences"))
+                                  progress=progress)
     if record:
         stderr.print(f"recorded in {record_in_card(results)}")
     if json:

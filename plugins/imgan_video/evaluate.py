@@ -9,7 +9,6 @@ Runtime only.
 """
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
@@ -17,12 +16,13 @@ from typing import Callable
 
 import numpy as np
 
-from imgan.fs import atomic_write
+from imgan.cards import card_path_for, update_metrics
 from imgan.io.images import to_float
 from imgan.metrics import ssim
 
 from . import mmnist
-from .infer import DEFAULT_CONTEXT, DEFAULT_FUTURE, load_step_model, rollout
+from .infer import load_step_model, rollout
+from .spec import DEFAULT_CONTEXT, DEFAULT_FUTURE
 
 BASELINES = ("copy_last", "blank", "context_mean")
 FLOOR_FACTOR = 0.7  # the issue's floor: MSE <= 0.7 x the best trivial baseline
@@ -104,13 +104,11 @@ def _summary(squared: np.ndarray, absolute: np.ndarray, similarity: np.ndarray) 
 
 
 def record_in_card(results: dict) -> Path:
-    """Store the figures as the "metrics" of the evaluated weights' model card."""
-    card_path = Path(results["file"]).with_suffix(".json")
-    card = json.loads(card_path.read_text(encoding="utf-8"))
+    """Store the figures as the "moving_mnist_test" metrics of the evaluated weights' model card; its path."""
+    card_path = card_path_for(results["file"])
     model = results["methods"]["model"]
-    card["metrics"] = {**card.get("metrics", {}), "moving_mnist_test": {
+    update_metrics(card_path, {"moving_mnist_test": {
         "sequences": results["sequences"], "mse": model["mse"], "mae": model["mae"], "ssim": model["ssim"],
         "mse_per_horizon": model["mse_per_horizon"],
-        "baselines_mse": {name: results["methods"][name]["mse"] for name in BASELINES}}}
-    text = json.dumps(card, indent=2) + "\n"
-    return atomic_write(card_path, lambda temp: temp.write_text(text, encoding="utf-8"), overwrite=True)
+        "baselines_mse": {name: results["methods"][name]["mse"] for name in BASELINES}}})
+    return card_path

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -20,10 +21,9 @@ from imgan.fs import atomic_write
 from imgan.io.images import Picture, from_float, resize_plane, to_float, write_image
 from imgan.weights import Weights, resolve_weights
 
-from .cli import DEFAULT_CONTEXT, DEFAULT_FUTURE
+from . import TASK
+from .spec import DEFAULT_CONTEXT, DEFAULT_FUTURE
 
-TASK = "video"
-DEFAULT_WEIGHTS = "convlstm-mmnist"
 GAP = 2  # pixels between the frames of a sheet
 GIF_FRAME_MS = 100
 
@@ -53,10 +53,10 @@ class StepModel:
 
 def load_step_model(weights: str | os.PathLike | None = None, *, device: str = "auto",
                     threads: int | None = None) -> StepModel:
-    """The video task's weights by catalogue name or .onnx path (default: convlstm-mmnist)."""
+    """The video task's weights by catalogue name or .onnx path (default: the task's default weights)."""
     from imgan.runtime.session import load_model
 
-    chosen = resolve_weights(TASK, weights, default=DEFAULT_WEIGHTS)
+    chosen = resolve_weights(TASK, weights)
     session = load_model(chosen.verified_path(), device=device, threads=threads)
     inputs = session.session.get_inputs()
     if len(inputs) < 2 or len(inputs[0].shape) != 4:
@@ -218,8 +218,10 @@ def predict_clip(clip: str | os.PathLike, *, output: str | os.PathLike | None = 
 
 def predict_mmnist(count: int, output_dir: str | os.PathLike, *, mnist: str | os.PathLike | None = None,
                    context: int = DEFAULT_CONTEXT, future: int = DEFAULT_FUTURE, weights: str | os.PathLike | None = None,
-                   device: str = "auto", threads: int | None = None, overwrite: bool = False) -> list[Path]:
-    """Sheets (PNG) and GIFs of the first `count` sequences of the fixed Moving MNIST test set."""
+                   device: str = "auto", threads: int | None = None, overwrite: bool = False,
+                   progress: Callable[[int, int], None] | None = None) -> list[Path]:
+    """Sheets (PNG) and GIFs of the first `count` sequences of the fixed Moving MNIST test set;
+    progress(done, count) after each."""
     from . import mmnist
 
     folder = Path(output_dir)
@@ -237,4 +239,6 @@ def predict_mmnist(count: int, output_dir: str | os.PathLike, *, mnist: str | os
         stem = folder / f"mmnist-{index:04d}"
         written.append(write_sheet(stem.with_suffix(".png"), shown, truth, predicted, overwrite=overwrite))
         written.append(write_gif(stem.with_suffix(".gif"), shown, truth, predicted, overwrite=overwrite))
+        if progress is not None:
+            progress(index + 1, count)
     return written

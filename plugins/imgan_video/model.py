@@ -19,12 +19,17 @@ The discriminator is a small 3-D convolutional (spatio-temporal) critic over who
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any, Mapping
 
 import torch
 from torch import Tensor, nn
 
+from imgan.cards import ModelCard, Running
 from imgan.config import JsonConfig
+from imgan.train.spec import ModelSpec
+
+from .spec import DEFAULT_CONTEXT, DEFAULT_FUTURE, MMNIST_DATA, MMNIST_LICENCE
 
 DOWNSCALE = 4  # two stride-2 convolutions: frame sides must be multiples of 4
 # Per ConvLSTM layer (h, c), each (N, hidden, H/4, W/4); with frame_difference, then (previous,):
@@ -239,5 +244,87 @@ class SequenceCritic(nn.Module):
         return self.layers(clip)
 
 
-def build_generator(model_config: dict) -> FramePredictor:
+def build_generator(model_config: Mapping[str, Any]) -> FramePredictor:
     return FramePredictor(VideoNetConfig.from_dict(model_config))
+
+
+# --------------------------------------------------------------------------- export: one step per call
+
+EXAMPLE_BATCH = 2  # traced and checked with two clips at once: the batch axis stays free
+FRAME_SIDE = 64  # the Moving MNIST frame; a run on clips records its --size
+
+
+def describe(config: VideoNetConfig) -> str:
+    """The model card's description."""
+    parts = ["encoder", "stacked ConvLSTM cells", "decoder"]
+    if config.motion_kernel:
+        parts.append(f"{config.motion_kernel}-tap per-pixel motion kernels over the last frame"
+                     + (", blended with drawn pixels" if config.draw_new else ""))
+    if config.frame_difference:
+        parts.append("frame differences in")
+    return f"ConvLSTM next-frame predictor ({', '.join(parts)}); one step per call"
+
+
+def example_inputs(model_config: Mapping[str, Any], height: int, width: int) -> tuple[Tensor, ...]:
+    """OneStep's inputs at that frame size: a frame, then random states (not zeros: parity must
+    hold for the state paths too), the same on every call."""
+    config = VideoNetConfig.from_dict(model_config)
+    draw = torch.Generator().manual_seed(0)
+    frame = torch.rand(EXAMPLE_BATCH, config.channels, height, width, generator=draw)
+    states = [torch.rand(EXAMPLE_BATCH, channels, height // DOWNSCALE, width // DOWNSCALE, generator=draw) - 0.5
+              for channels in state_channels(config)]
+    return (frame, *states)
+
+
+def input_names(model_config: Mapping[str, Any]) -> list[str]:
+    return ["frame", *state_names(VideoNetConfig.from_dict(model_config))]
+
+
+def output_names(model_config: Mapping[str, Any]) -> list[str]:
+    return ["next_frame", *[f"{state}_out" for state in state_names(VideoNetConfig.from_dict(model_config))]]
+
+
+def dynamic_axes(model_config: Mapping[str, Any]) -> dict:
+    frames = {0: "batch", 2: "height", 3: "width"}
+    axes = {"frame": frames, "next_frame": frames}
+    for state in state_names(VideoNetConfig.from_dict(model_config)):
+        axes[state] = axes[f"{state}_out"] = {0: "batch", 2: "state_height", 3: "state_width"}
+    return axes
+
+
+def running(model_config: Mapping[str, Any]) -> Running:
+    """How to run the step model; the clip lengths and frame size are the protocol's until
+    finish_card puts in the run's."""
+    config = VideoNetConfig.from_dict(model_config)
+    names = state_names(config)
+    frame = f"N{config.channels}HW float32 in [0, 1], sides multiples of {DOWNSCALE}"
+    state = f"NCHW float32 at a {DOWNSCALE}th of the frame's sides; zeros before the first frame"
+    return Running(scale=1, pad_multiple=DOWNSCALE, tile_overlap=0,
+                   input_convention="gray01" if config.channels == 1 else "rgb01",
+                   inputs={"frame": frame, **{name: state for name in names}},
+                   outputs={"next_frame": frame, **{f"{name}_out": state for name in names}},
+                   inference={"context_frames": DEFAULT_CONTEXT, "future_frames": DEFAULT_FUTURE,
+                              "frame_size": [FRAME_SIDE, FRAME_SIDE], "channels": config.channels,
+                              "state_names": names})
+
+
+def finish_card(card: ModelCard, context: dict) -> ModelCard:
+    """What the run adds: its clip lengths and frame size, the data's licence, the test figures
+    measured at the exported step while training (RUN_DIR/eval.jsonl)."""
+    from imgan.train.run import read_eval_log
+
+    recipe = context["run"].get("recipe") or {}
+    side = int(recipe.get("size", FRAME_SIDE))
+    inference = {**card.running.inference, "context_frames": int(recipe.get("context", DEFAULT_CONTEXT)),
+                 "future_frames": int(recipe.get("future", DEFAULT_FUTURE)), "frame_size": [side, side]}
+    step = context["checkpoint"]["step"]
+    evals = [record for record in read_eval_log(context["run_dir"]) if record.get("step") == step]
+    return card.replace(description=describe(VideoNetConfig.from_dict(card.model_config)),
+                        licence=MMNIST_LICENCE if recipe.get("data", MMNIST_DATA) == MMNIST_DATA else "",
+                        running=replace(card.running, inference=inference),
+                        metrics={**card.metrics, **({"heldout_during_training": evals[-1]} if evals else {})})
+
+
+SPEC = ModelSpec(build=build_generator, example_inputs=example_inputs, running=running, exportable=OneStep,
+                 input_names=input_names, output_names=output_names, dynamic_axes=dynamic_axes,
+                 export_sizes=((FRAME_SIDE, FRAME_SIDE), (32, 48)), finish_card=finish_card)

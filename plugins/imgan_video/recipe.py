@@ -1,4 +1,4 @@
-"""Training and export of the video predictor (PyTorch; never imported by inference).
+"""Training of the video predictor (PyTorch; never imported by inference; export is model.SPEC's).
 
 The generator sees the context frames and rolls the future out autoregressively; its content
 losses are pixel terms (MSE, L1, BCE) on the forecast, the same terms, lighter, on the one-step
@@ -12,10 +12,9 @@ records its test MSE against training time.
 """
 from __future__ import annotations
 
-import json
-import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -23,20 +22,18 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from imgan.errors import TrainingError, UsageError
-from imgan.train.checkpoint import LATEST_NAME, generator_from_checkpoint, load_checkpoint, warm_start
-from imgan.train.export import ExportReport, export_onnx
-from imgan.train.loop import RunResult, TrainConfig, fit
+from imgan.errors import TrainingError
+from imgan.train.checkpoint import LATEST_NAME, generator_from_checkpoint, load_checkpoint
+from imgan.train.loop import Recipe, RunResult, TrainConfig, fit
 from imgan.train.losses import pixel_loss
+from imgan.train.run import append_eval, default_run_dir
 
-from . import mmnist
+from . import TASK, mmnist
 from .evaluate import frame_errors
-from .infer import DEFAULT_CONTEXT, DEFAULT_FUTURE, load_clip
-from .model import (DOWNSCALE, FramePredictor, OneStep, SequenceCritic, VideoNetConfig, build_generator,
-                    state_channels, state_names)
+from .infer import load_clip
+from .model import SPEC, SequenceCritic, VideoNetConfig, build_generator
+from .spec import CLIPS_NAME, DEFAULT_WEIGHTS, MMNIST_DATA, check_train_options
 
-TASK = "video"
-EVAL_LOG = "eval.jsonl"
 EPOCH_SEQUENCES = 10_000  # Moving MNIST is endless; an "epoch" is just this many fresh sequences
 
 
@@ -117,27 +114,28 @@ def gradient_difference_loss(fake: Tensor, real: Tensor) -> Tensor:
     return sum((edges(fake, dim) - edges(real, dim)).abs().mean() for dim in (-1, -2))
 
 
-class VideoRecipe:
-    """What `fit` trains: batches {"frames": (N, context + future, C, H, W)}."""
+class VideoRecipe(Recipe):
+    """What `fit` trains: batches {"frames": (N, context + future, C, H, W)}.
+
+    data: "moving-mnist" or the clips' folder, and size: the frame side, for run.json (and so the card)."""
 
     task = TASK
+    model_spec = SPEC
 
     def __init__(self, config: VideoNetConfig, make_data, *, context: int, future: int,
-                 loss_weights: dict[str, float], teacher_forcing: float = 0.0,
-                 initial_weights: dict[str, Tensor] | None = None):
+                 loss_weights: dict[str, float], teacher_forcing: float = 0.0, data: str = MMNIST_DATA,
+                 size: int = mmnist.FRAME_SIZE):
         self.net_config = config
-        self.initial_weights = initial_weights  # a warm start's state dict (see load_start)
         self.model_config = config.to_dict()
         self.make_data = make_data
         self.context, self.future = context, future
         self.loss_weights = {name: weight for name, weight in loss_weights.items() if weight > 0}
         self.teacher_forcing = teacher_forcing
+        self.data, self.size = data, size
 
-    def build_generator(self) -> FramePredictor:
-        generator = FramePredictor(self.net_config)
-        if self.initial_weights is not None:
-            generator.load_state_dict(self.initial_weights)
-        return generator
+    def describe(self) -> dict:
+        return {"data": self.data, "context": self.context, "future": self.future, "size": self.size,
+                "loss_weights": self.loss_weights, "teacher_forcing": self.teacher_forcing}
 
     def build_discriminator(self) -> SequenceCritic:
         return SequenceCritic(self.net_config.channels)
@@ -187,17 +185,6 @@ class VideoRecipe:
         return panels
 
 
-def load_start(generator: FramePredictor, start: Path) -> dict:
-    """Put a previous run's weights (checkpoint, or exported .onnx + card) into `generator`; its step and seconds."""
-    states = [torch.rand(1, channels, 8, 8) - 0.5 for channels in state_channels(generator.config)]
-    return warm_start(start, generator, task=TASK, config=generator.config, config_of=_net_config_of,
-                      parity_inputs=(torch.rand(1, generator.config.channels, 32, 32), *states), exported=OneStep)
-
-
-def _net_config_of(state: dict) -> VideoNetConfig:
-    return VideoNetConfig.from_dict(state["card"]["model_config"] if "card" in state else state["model_config"])
-
-
 # --------------------------------------------------------------------------- held-out measurement
 
 
@@ -218,44 +205,29 @@ def measure_checkpoint(checkpoint: Path, sequences: np.ndarray, *, context: int,
 
 
 def train_in_chunks(recipe: VideoRecipe, config: TrainConfig, *, resume: bool, eval_every: int,
-                    measure=None) -> RunResult:
-    """`fit` up to config.steps, stopping every `eval_every` steps to append measure(checkpoint) to eval.jsonl."""
+                    measure: Callable[[Path], dict] | None = None, progress: bool = False,
+                    on_eval: Callable[[dict], None] | None = None) -> RunResult:
+    """`fit` up to config.steps, stopping every `eval_every` steps to append measure(checkpoint) to
+    RUN_DIR/eval.jsonl (and pass it to on_eval). Only the first chunk of a new run starts from
+    config.init_from; the others resume the run."""
     latest = config.run_dir / LATEST_NAME
     done = load_checkpoint(latest)["step"] if resume and latest.is_file() else 0
     result = None
     while result is None or done < config.steps:
         target = min(config.steps, (done // eval_every + 1) * eval_every)
-        result = fit(recipe, config, resume=resume or done > 0, progress=sys.stderr.isatty(), pause_at=target)
+        result = fit(recipe, config, resume=resume or done > 0, progress=progress, pause_at=target)
         done = result.steps_done
         if result.interrupted:
             break
         if measure is not None:
             record = {**measure(result.checkpoint), "wall_time": time.strftime("%Y-%m-%dT%H:%M:%S")}
-            with (config.run_dir / EVAL_LOG).open("a") as handle:
-                handle.write(json.dumps(record) + "\n")
-            print(f"step {record['step']}: test MSE {record['test_mse']} on {record['sequences']} sequences "
-                  f"after {record['train_seconds']:.0f} s of training", file=sys.stderr, flush=True)
+            append_eval(config.run_dir, record)
+            if on_eval is not None:
+                on_eval(record)
     return result
 
 
-def read_eval_log(run_dir: Path) -> list[dict]:
-    path = run_dir / EVAL_LOG
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
 # --------------------------------------------------------------------------- `imgan train video`
-
-
-def _widths(text: str, option: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(part) for part in text.split(","))
-    except ValueError:
-        values = ()
-    if not values or min(values) < 1:
-        raise UsageError(f"{option} takes positive integers separated by commas, got {text!r}", hint=f"e.g. {option} 64,64")
-    return values
 
 
 def train_video(*, steps: int, videos: Path | None, size: int, gray: bool, mnist: Path | None, context: int,
@@ -264,21 +236,20 @@ def train_video(*, steps: int, videos: Path | None, size: int, gray: bool, mnist
                 eval_every: int, eval_sequences: int, name: str | None, run_dir: Path | None, resume: bool,
                 threads: int | None, device: str, seed: int, init_from: Path | None = None,
                 lr_schedule: str = "constant", motion_kernel: int = 0, draw_new: bool = False,
-                frame_difference: bool = False) -> RunResult:
-    """Train on Moving MNIST (default) or on the clips in `videos`; the options are `imgan train video`'s."""
-    from imgan.weights import imgan_home
+                frame_difference: bool = False, progress: bool = False,
+                on_eval: Callable[[dict], None] | None = None) -> RunResult:
+    """Train on Moving MNIST (default) or on the clips in `videos`; the options are `imgan train video`'s.
 
-    if threads:
-        torch.set_num_threads(threads)
-    name = name or ("convlstm-clips" if videos else "convlstm-mmnist")
-    run_dir = run_dir or imgan_home() / "runs" / f"{TASK}-{name}"
+    On Moving MNIST with eval_sequences > 0, every eval_every steps the checkpoint's test figures
+    go to RUN_DIR/eval.jsonl and to on_eval(record)."""
+    name = name or (CLIPS_NAME if videos else DEFAULT_WEIGHTS)
+    run_dir = run_dir or default_run_dir(TASK, name)
+    weights = {"l2": l2, "l1": l1, "bce": bce, "context": context_loss if context > 1 else 0.0, "gdl": gdl,
+               "adversarial": adversarial}
+    encoder_widths, hidden_channels = check_train_options(widths=widths, hidden=hidden, motion_kernel=motion_kernel,
+                                                          loss_weights=weights)
     channels = 1 if videos is None or gray else 3
-    encoder_widths = _widths(widths, "--widths")
-    if len(encoder_widths) != 2:
-        raise UsageError("--widths takes two numbers (channels at 1/2 and 1/4 resolution)", hint="e.g. --widths 32,64")
-    if motion_kernel and motion_kernel % 2 == 0:
-        raise UsageError(f"--motion-kernel must be odd, got {motion_kernel}", hint="e.g. --motion-kernel 9")
-    net = VideoNetConfig(channels=channels, widths=encoder_widths, hidden=_widths(hidden, "--hidden"), kernel=kernel,
+    net = VideoNetConfig(channels=channels, widths=encoder_widths, hidden=hidden_channels, kernel=kernel,
                          motion_kernel=motion_kernel, draw_new=draw_new, frame_difference=frame_difference)
     length = context + future
     if videos is not None:
@@ -286,106 +257,18 @@ def train_video(*, steps: int, videos: Path | None, size: int, gray: bool, mnist
     else:
         digits = mmnist.load_digits(mnist)
         make_data = lambda: MovingMnist(digits, length)  # noqa: E731
-    weights = {"l2": l2, "l1": l1, "bce": bce, "context": context_loss if context > 1 else 0.0, "gdl": gdl,
-               "adversarial": adversarial}
-    settings = {"name": name, "context": context, "future": future, "size": size if videos else 64,
-                "data": str(videos) if videos else "moving-mnist"}
-    initial_weights = None
-    if resume:  # keep what the run started from
-        settings = {**_run_settings(run_dir), **settings}
-    elif init_from is not None:  # read and checked once, not again for every chunk of train_in_chunks
-        start = FramePredictor(net)
-        settings["init_from"] = load_start(start, init_from)
-        initial_weights = start.state_dict()
     recipe = VideoRecipe(net, make_data, context=context, future=future, loss_weights=weights,
-                         teacher_forcing=teacher_forcing, initial_weights=initial_weights)
-    if not recipe.loss_weights:
-        raise UsageError("every loss weight is 0: nothing to train", hint="e.g. --l2 1")
+                         teacher_forcing=teacher_forcing, data=str(videos) if videos else MMNIST_DATA,
+                         size=size if videos else mmnist.FRAME_SIZE)
     # Adam's usual momentum for regression; the GAN one (0.5) only when a critic is trained.
     betas = (0.5, 0.999) if adversarial > 0 else (0.9, 0.999)
     config = TrainConfig(run_dir=run_dir, steps=steps, batch_size=batch_size, lr_g=lr, lr_d=lr, betas=betas,
                          adversarial=gan_mode, device=device, seed=seed, checkpoint_every=eval_every,
-                         sample_every=eval_every, log_every=10, grad_clip=1.0, lr_schedule=lr_schedule)
+                         sample_every=eval_every, log_every=10, grad_clip=1.0, lr_schedule=lr_schedule,
+                         threads=threads, init_from=str(init_from) if init_from is not None else None)
     measure = None
     if videos is None and eval_sequences > 0:
         held_out = mmnist.fixed_test_set(digits, eval_sequences, length=length)
         measure = lambda checkpoint: measure_checkpoint(checkpoint, held_out, context=context, future=future)  # noqa: E731
-    _save_run_settings(run_dir, settings)
-    result = train_in_chunks(recipe, config, resume=resume, eval_every=eval_every, measure=measure)
-    return result
-
-
-RUN_SETTINGS = "video.json"
-
-
-def _run_settings(run_dir: Path) -> dict:
-    path = run_dir / RUN_SETTINGS
-    return json.loads(path.read_text()) if path.is_file() else {}
-
-
-def _save_run_settings(run_dir: Path, settings: dict) -> None:
-    """What export needs besides the checkpoint (context/future lengths, frame size, data)."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / RUN_SETTINGS).write_text(json.dumps(settings, indent=2) + "\n")
-
-
-# --------------------------------------------------------------------------- export
-
-
-def _describe(config: VideoNetConfig) -> str:
-    parts = ["encoder", "stacked ConvLSTM cells", "decoder"]
-    if config.motion_kernel:
-        parts.append(f"{config.motion_kernel}-tap per-pixel motion kernels over the last frame"
-                     + (", blended with drawn pixels" if config.draw_new else ""))
-    if config.frame_difference:
-        parts.append("frame differences in")
-    return f"ConvLSTM next-frame predictor ({', '.join(parts)}); one step per call"
-
-
-def export(checkpoint: Path, output: Path, name: str | None = None) -> ExportReport:
-    """One prediction step to ONNX: (frame, h0, c0, ...) -> (next_frame, h0', c0', ...)."""
-    generator, meta = generator_from_checkpoint(checkpoint, build_generator)
-    config = generator.config
-    run_dir = Path(checkpoint).parent
-    settings = _run_settings(run_dir)
-    start = settings.get("init_from") or {}
-    names = state_names(config)
-    axes = {"frame": {0: "batch", 2: "height", 3: "width"}, "next_frame": {0: "batch", 2: "height", 3: "width"}}
-    for state in names:
-        axes[state] = axes[f"{state}_out"] = {0: "batch", 2: "state_height", 3: "state_width"}
-    generator_cpu = torch.Generator().manual_seed(0)
-
-    def example(batch: int, height: int, width: int) -> tuple[Tensor, ...]:
-        # Random states, not zeros: parity must hold for the state paths too.
-        frame = torch.rand(batch, config.channels, height, width, generator=generator_cpu)
-        states = [torch.rand(batch, channels, height // DOWNSCALE, width // DOWNSCALE, generator=generator_cpu) - 0.5
-                  for channels in state_channels(config)]
-        return (frame, *states)
-
-    size = int(settings.get("size", 64))
-    evals = [record for record in read_eval_log(run_dir) if record["step"] == meta["step"]]
-    card = {
-        "name": name or settings.get("name") or Path(output).stem.removeprefix(f"{TASK}-"),
-        "task": TASK,
-        "version": 1,
-        "scale": 1,
-        "pad_multiple": DOWNSCALE,
-        "input_convention": "gray01" if config.channels == 1 else "rgb01",
-        "tile_overlap": 0,
-        "description": _describe(config),
-        "licence": "CC BY-SA 3.0 (trained on MNIST digits)" if settings.get("data", "moving-mnist") == "moving-mnist" else "",
-        "context_frames": int(settings.get("context", DEFAULT_CONTEXT)),
-        "future_frames": int(settings.get("future", DEFAULT_FUTURE)),
-        "frame_size": [size, size],
-        "channels": config.channels,
-        "state_names": names,
-        "model_config": config.to_dict(),
-        "recipe": {"data": settings.get("data", "moving-mnist"), "steps": meta["step"],
-                   "train_seconds": round(meta["seconds"] + start.get("seconds", 0.0), 1),
-                   "train_config": meta["train_config"],
-                   **({"init_from": {"weights": Path(start["from"]).name, "step": start["step"]}} if start else {})},
-        "metrics": {"heldout_during_training": evals[-1]} if evals else {},
-    }
-    return export_onnx(OneStep(generator), example(1, size, size), output, input_names=["frame", *names],
-                       output_names=["next_frame", *[f"{state}_out" for state in names]], dynamic_axes=axes,
-                       parity_inputs=[example(2, 32, 48)], card=card)
+    return train_in_chunks(recipe, config, resume=resume, eval_every=eval_every, measure=measure, progress=progress,
+                           on_eval=on_eval)

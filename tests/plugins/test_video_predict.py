@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,11 +12,12 @@ torch = pytest.importorskip("torch")
 
 from imgan.errors import InputError, UsageError  # noqa: E402
 from imgan.io.video import probe_video, write_video  # noqa: E402
-from imgan_video import mmnist  # noqa: E402
+from imgan.train.export import export_checkpoint  # noqa: E402
+from imgan_video import TASK, mmnist  # noqa: E402
 from imgan_video.evaluate import baseline_predictions, evaluate_mmnist, frame_errors  # noqa: E402
 from imgan_video.infer import load_step_model, rollout  # noqa: E402
 from imgan_video.model import ConvLSTMCell, FramePredictor, VideoNetConfig, build_generator  # noqa: E402
-from imgan_video.recipe import ClipWindows, MovingMnist, export, gradient_difference_loss, train_video  # noqa: E402
+from imgan_video.recipe import ClipWindows, MovingMnist, gradient_difference_loss, train_video  # noqa: E402
 
 from ..conftest import run_cli  # noqa: E402
 
@@ -168,6 +170,16 @@ def test_clip_windows_and_training_on_rgb_clips(tmp_path):
     assert result.steps_done == 1 and state["model_config"]["channels"] == 3
 
 
+def test_train_refuses_a_name_that_is_not_one_plain_folder_name(tmp_path):
+    result = run_cli("train", "video", "--name", "x/../../..", "--steps", 1)
+    assert result.returncode == 2 and "invalid name" in result.stderr and "Traceback" not in result.stderr
+    with pytest.raises(UsageError, match="invalid name"):
+        train_video(steps=1, videos=None, size=64, gray=True, mnist=None, context=3, future=3, hidden="4", widths="4,4",
+                    kernel=3, batch_size=2, lr=1e-3, l2=1.0, l1=0.0, bce=0.0, context_loss=0.5, gdl=0.0,
+                    adversarial=0.0, gan_mode="lsgan", teacher_forcing=0.0, eval_every=1, eval_sequences=0,
+                    name="x/../../..", run_dir=None, resume=False, threads=None, device="cpu", seed=0)
+
+
 def _set_motion_head(model: FramePredictor, *, tap_x: int, tap_y: int, mask_logit: float | None = None) -> None:
     """Make the decoder's last layer output constants: one-hot kernels [and the mask logit]."""
     k = model.config.motion_kernel
@@ -245,9 +257,9 @@ def test_motion_model_trains_exports_and_rolls_out_in_onnx_like_torch(tmp_path):
                    gan_mode="lsgan", teacher_forcing=0.0, eval_every=2, eval_sequences=0, name="motion", resume=False,
                    threads=None, device="cpu", seed=0, motion_kernel=5, frame_difference=True)
     result = train_video(steps=2, run_dir=tmp_path / "run", **options)
-    report = export(result.checkpoint, tmp_path / "video-motion.onnx", "motion")
+    report = export_checkpoint(TASK, result.checkpoint, tmp_path / "video-motion.onnx", name="motion")
     card = json.loads(report.card_path.read_text())
-    assert card["model_config"]["motion_kernel"] == 5 and card["state_names"][-1] == "previous"
+    assert card["model_config"]["motion_kernel"] == 5 and card["running"]["inference"]["state_names"][-1] == "previous"
     generator, _ = generator_from_checkpoint(result.checkpoint, build_generator)
     context = torch.rand(1, 3, 1, 24, 32, generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
@@ -273,18 +285,33 @@ def trained(tmp_path_factory):
                          gdl=0.1, adversarial=0.1, gan_mode="lsgan", teacher_forcing=0.0, eval_every=2,
                          eval_sequences=2, name="tiny", run_dir=root / "run", resume=False, threads=None,
                          device="cpu", seed=0)
-    report = export(result.checkpoint, root / "video-tiny.onnx", "tiny")
+    report = export_checkpoint(TASK, result.checkpoint, root / "video-tiny.onnx", name="tiny")
     return result.checkpoint, report.path, mnist_file
 
 
 def test_export_writes_a_step_model_with_its_card(trained):
     checkpoint, onnx_path, _ = trained
     card = json.loads(onnx_path.with_suffix(".json").read_text())
-    assert card["task"] == "video" and card["name"] == "tiny" and card["pad_multiple"] == 4
-    assert card["state_names"] == ["h0", "c0", "h1", "c1"] and card["context_frames"] == 3
+    running = card["running"]
+    assert card["task"] == "video" and card["name"] == "tiny" and running["pad_multiple"] == 4
+    assert running["inference"]["state_names"] == ["h0", "c0", "h1", "c1"] and running["inference"]["context_frames"] == 3
     assert card["metrics"]["heldout_during_training"]["step"] == 2  # measured while training
     model = load_step_model(onnx_path)
     assert model.channels == 1 and model.state_channels == [8, 8, 6, 6]
+
+
+def test_training_measures_every_chunk_and_notes_no_resumption(tmp_path):
+    """Chunks of --eval-every steps: one eval.jsonl record each; run.json sees one uninterrupted run."""
+    from imgan.train.run import read_eval_log, read_run
+
+    result = train_video(steps=3, videos=None, size=64, gray=True, mnist=_write_idx(tmp_path / "d.gz", _digits()),
+                         context=2, future=2, hidden="4", widths="4,4", kernel=3, batch_size=2, lr=1e-3, l2=1.0,
+                         l1=0.0, bce=0.0, context_loss=0.5, gdl=0.0, adversarial=0.0, gan_mode="lsgan",
+                         teacher_forcing=0.0, eval_every=1, eval_sequences=1, name="chunks", run_dir=tmp_path / "run",
+                         resume=False, threads=None, device="cpu", seed=0)
+    assert [record["step"] for record in read_eval_log(result.run_dir)] == [1, 2, 3]
+    run = read_run(result.run_dir)
+    assert run["resumptions"] == [] and run["recipe"]["context"] == 2 and run["recipe"]["data"] == "moving-mnist"
 
 
 def test_training_can_start_from_the_exported_onnx(trained, tmp_path):
@@ -301,9 +328,11 @@ def test_training_can_start_from_the_exported_onnx(trained, tmp_path):
     after, _ = generator_from_checkpoint(result.checkpoint, build_generator, ema=False)
     for key, value in before.state_dict().items():
         assert torch.allclose(after.state_dict()[key], value, atol=1e-5), key  # lr 1e-9: one step moves nothing
-    card = json.loads(export(result.checkpoint, tmp_path / "video-warm.onnx", "warm").card_path.read_text())
-    assert card["recipe"]["init_from"] == {"weights": "video-tiny.onnx", "step": 2}
-    assert card["recipe"]["train_config"]["lr_schedule"] == "cosine"
+    report = export_checkpoint(TASK, result.checkpoint, tmp_path / "video-warm.onnx", name="warm")
+    provenance = json.loads(report.card_path.read_text())["provenance"]
+    start = provenance["init_from"]
+    assert {"weights": Path(start["from"]).name, "step": start["step"]} == {"weights": "video-tiny.onnx", "step": 2}
+    assert provenance["train_config"]["lr_schedule"] == "cosine"
     with pytest.raises(Exception, match="different model"):
         train_video(steps=1, run_dir=tmp_path / "other", init_from=onnx_path, **{**options, "hidden": "8,8"})
 
