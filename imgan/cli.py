@@ -189,15 +189,20 @@ def _add_task_commands(app: typer.Typer, train_app: typer.Typer, eval_app: typer
                        only: str | None, task_named: str | None) -> None:
     """The commands a Task describes: its image verb, `imgan train NAME`, `imgan eval NAME`."""
     from .cli_support import add_image_command
+    from .errors import PluginError
+    from .plugins import warn_about_plugin
 
-    if task.verb is not None and only in (None, task.verb):
-        add_image_command(app, task.verb, task=task.name, help=task.summary,
-                          options=task.resolve("verb_options"), validate=task.resolve("validate"))
-    for group, part, command in ((train_app, "train", "train"), (eval_app, "evaluate", "eval")):
-        wanted = only in (None, command) and task_named in (None, task.name)
-        function = task.resolve(part) if wanted else None
-        if function is not None:
-            group.command(task.name, help=function.__doc__)(function)
+    try:
+        if task.verb is not None and only in (None, task.verb):
+            add_image_command(app, task.verb, task=task.name, help=task.summary,
+                              options=task.resolve("verb_options"), validate=task.resolve("validate"))
+        for group, part, command in ((train_app, "train", "train"), (eval_app, "evaluate", "eval")):
+            wanted = only in (None, command) and task_named in (None, task.name)
+            function = task.resolve(part) if wanted else None
+            if function is not None:
+                group.command(task.name, help=function.__doc__)(function)
+    except PluginError as error:  # one plugin's broken reference must not take the whole CLI down
+        warn_about_plugin(task.plugin, error.one_line())
 
 
 def _invoked_command(argv: list[str]) -> str | None:
@@ -221,6 +226,8 @@ def _keep_only(app: typer.Typer, name: str) -> None:
 def main(argv: list[str] | None = None) -> None:
     import os
 
+    from .cli_support import escape_markup
+
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         invoked = _invoked_command(argv)
@@ -232,7 +239,7 @@ def main(argv: list[str] | None = None) -> None:
     except ImganError as exc:
         if os.environ.get("IMGAN_DEBUG") == "1":
             raise
-        stderr.print(f"[bold red]error:[/bold red] {_escaped(exc.one_line())}", highlight=False, soft_wrap=True)
+        stderr.print(f"[bold red]error:[/bold red] {escape_markup(exc.one_line())}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt as exc:
         _exit_interrupted(exc, argv)
@@ -246,15 +253,9 @@ def main(argv: list[str] | None = None) -> None:
         if os.environ.get("IMGAN_DEBUG") == "1":
             raise
         detail = " ".join(str(exc).split()) or "no message"
-        stderr.print(f"[bold red]error:[/bold red] unexpected {type(exc).__name__}: {_escaped(detail)} "
+        stderr.print(f"[bold red]error:[/bold red] unexpected {type(exc).__name__}: {escape_markup(detail)} "
                      "(IMGAN_DEBUG=1 shows the traceback)", highlight=False, soft_wrap=True)
         sys.exit(1)
-
-
-def _escaped(text: str) -> str:
-    from rich.markup import escape
-
-    return escape(text)
 
 
 def _interrupt_behind(exc: BaseException) -> KeyboardInterrupt | None:

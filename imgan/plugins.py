@@ -64,6 +64,11 @@ def _warn(state: PluginState, text: str) -> None:
     print(f"imgan: warning: {text}", file=sys.stderr)
 
 
+def warn_about_plugin(plugin: str, text: str) -> None:
+    """A plugin's fault found after loading (e.g. a Task reference that does not import): a warning."""
+    _warn(get_state(), f"plugin {plugin!r}: {text}")
+
+
 def _load_entry_points(state: PluginState) -> None:
     seen: set[str] = set()
     for entry_point in entry_points(ENTRY_POINT_GROUP):

@@ -43,7 +43,8 @@ def train(
     adversarial_weight: Annotated[Optional[float], typer.Option(help="GAN loss weight (default: srgan 1e-3).")] = None,
     d_channels: Annotated[int, typer.Option(min=1, help="Discriminator width of its first layer (paper: 64).")] = 32,
     spectral_norm: Annotated[bool, typer.Option(help="Spectral norm in the discriminator (instead of batch norm).")] = False,
-    eval_data: Annotated[Optional[Path], typer.Option(help="HR folder (e.g. Set5) measured at every checkpoint: RUN_DIR/eval.jsonl.")] = None,
+    degrade: Annotated[str, typer.Option(help="How LR crops are made: bicubic (clean, the literature's protocol) or real (Real-ESRGAN's blur/resize/noise/JPEG model, for real photos).")] = "bicubic",
+    eval_data: Annotated[Optional[Path], typer.Option(help="HR folder (e.g. Set5) measured at every checkpoint: RUN_DIR/eval.jsonl (LR made as --degrade says).")] = None,
     checkpoint_every: CheckpointEveryOpt = None,
     threads: ThreadsOpt = None,
     workers: WorkersOpt = 0,
@@ -67,35 +68,51 @@ def evaluate(
     weights: Annotated[Optional[list[str]], typer.Option("--weights", help="Weights to measure (repeatable; names or .onnx files). Default: every ×4 sr model.")] = None,
     json: JsonOpt = False,
     sheet: Annotated[Optional[Path], typer.Option("--sheet", help="Also write a crop sheet PNG: bicubic | models | HR.")] = None,
+    degrade: Annotated[str, typer.Option("--degrade", help="bicubic: the literature's protocol; real: that one and the real-world one (fixed, seeded Real-ESRGAN degradation).")] = "bicubic",
+    perceptual: Annotated[bool, typer.Option("--perceptual/--no-perceptual", help="Also the perceptual distance to HR (unlearned LPIPS baseline; needs torch and the VGG19 weights).")] = False,
+    vgg_weights: VggWeightsOpt = None,
     device: DeviceOpt = "auto",
     threads: ThreadsOpt = None,
 ) -> None:
-    """PSNR/SSIM (Y, 4-px shave, MATLAB bicubic LR) of bicubic and each ×4 model on a folder."""
-    from .evaluate import evaluate_folder, write_sheet
+    """PSNR/SSIM (Y, 4-px shave) of bicubic and each ×4 model on a folder: clean bicubic LR, and with
+    --degrade real also real-world LR (blur, noise, JPEG)."""
+    from .evaluate import add_perceptual_distances, evaluate_folder, write_sheet
+    from .spec import check_degradation
 
-    report = evaluate_folder(data, weights, device=device, threads=threads)
+    check_degradation(degrade)
+    reports = []
+    for protocol in ("bicubic", "real") if degrade == "real" else ("bicubic",):
+        report = evaluate_folder(data, weights, device=device, threads=threads, degrade=protocol)
+        reports.append(add_perceptual_distances(report, vgg_weights) if perceptual else report)
     if json:
-        print_json(report.to_dict())
+        print_json([report.to_dict() for report in reports] if len(reports) > 1 else reports[0].to_dict())
     else:
-        render_table(report)
+        for report in reports:
+            render_table(report)
     if sheet is not None:
-        stderr.print(f"wrote {write_sheet(report, sheet)}")
+        for report in reports:
+            path = sheet if report.degrade == "bicubic" else sheet.with_name(f"{sheet.stem}-real{sheet.suffix}")
+            stderr.print(f"wrote {write_sheet(report, path)}")
 
 
 def render_table(report) -> None:
     """The means per method, then PSNR per image (images as rows, so many images still fit)."""
     from rich.table import Table
 
-    from .evaluate import BICUBIC, PROTOCOL
+    from .evaluate import BICUBIC, PERCEPTUAL
 
-    summary = Table(title=f"×{report.scale} on {report.data.name} ({len(report.images)} images): "
+    lr_kind = "real-world LR" if report.degrade == "real" else "bicubic LR"
+    summary = Table(title=f"×{report.scale} on {report.data.name} ({len(report.images)} images, {lr_kind}): "
                           f"Y channel, {report.scale}-px shave")
-    for column in ("method", "PSNR dB", "SSIM", "Δ bicubic", "seconds"):
+    perceptual = report.methods[0].perceptual is not None
+    columns = ("method", "PSNR dB", "SSIM", "Δ bicubic") + (("perceptual",) if perceptual else ()) + ("seconds",)
+    for column in columns:
         summary.add_column(column, justify="left" if column == "method" else "right")
     baseline = report.methods[0].mean.psnr_y
     for method in report.methods:
         gain = "" if method.name == BICUBIC else f"{method.mean.psnr_y - baseline:+.2f}"
-        summary.add_row(method.name, f"{method.mean.psnr_y:.2f}", f"{method.mean.ssim_y:.4f}", gain,
+        distance = (f"{method.perceptual:.4f}",) if perceptual else ()
+        summary.add_row(method.name, f"{method.mean.psnr_y:.2f}", f"{method.mean.ssim_y:.4f}", gain, *distance,
                         f"{method.seconds:.2f}")
     stdout.print(summary)
     per_image = Table(title="PSNR dB per image")
@@ -105,4 +122,6 @@ def render_table(report) -> None:
     for image in report.images:
         per_image.add_row(image.name, *(f"{m.per_image[image.name].psnr_y:.2f}" for m in report.methods))
     stdout.print(per_image)
-    stdout.print(f"protocol: {PROTOCOL}", highlight=False, soft_wrap=True)
+    stdout.print(f"protocol: {report.protocol}", highlight=False, soft_wrap=True)
+    if perceptual:
+        stdout.print(PERCEPTUAL, highlight=False, soft_wrap=True)

@@ -25,6 +25,12 @@ from .protocol import EvalImage, Quality, bicubic_upscale, load_eval_set, mean_q
 
 PROTOCOL = ("HR cropped to a multiple of the scale; LR = MATLAB-style bicubic imresize (antialiased, "
             "a=-0.5, uint8); PSNR/SSIM on BT.601 Y after shaving `scale` pixels per border")
+REAL_PROTOCOL = ("HR cropped to a multiple of the scale; LR = Real-ESRGAN's second-order degradation with a "
+                 "fixed seed per image (degrade.degrade_fixed: blur, resize, noise, JPEG, twice, then x1/scale), "
+                 "uint8; PSNR/SSIM on BT.601 Y after shaving `scale` pixels per border")
+PERCEPTUAL = ("perceptual distance: unlearned LPIPS baseline on VGG19 relu1_2, relu2_2, relu3_4 (features "
+              "unit-normalised over channels, squared difference, spatial mean, summed), lower is better; "
+              "not LPIPS with learned weights")
 BICUBIC = "bicubic"
 SHEET_CROP = 96  # HR pixels of each sheet panel, before enlarging
 SHEET_ZOOM = 2
@@ -39,6 +45,7 @@ class MethodResult:
     mean: Quality
     seconds: float
     outputs: list[np.ndarray] = field(default_factory=list, repr=False)
+    perceptual: float | None = None  # mean perceptual distance to HR (PERCEPTUAL), when measured
 
 
 @dataclass
@@ -47,16 +54,33 @@ class EvalReport:
     scale: int
     images: list[EvalImage]
     methods: list[MethodResult]
+    degrade: str = "bicubic"
+
+    @property
+    def protocol(self) -> str:
+        return REAL_PROTOCOL if self.degrade == "real" else PROTOCOL
 
     def to_dict(self) -> dict:
         return {
-            "data": str(self.data), "scale": self.scale, "protocol": PROTOCOL,
+            "data": str(self.data), "scale": self.scale, "degrade": self.degrade, "protocol": self.protocol,
             "images": [image.name for image in self.images],
             "methods": {m.name: {"psnr_y": m.mean.psnr_y, "ssim_y": m.mean.ssim_y, "seconds": m.seconds,
+                                 "perceptual": m.perceptual,
                                  "per_image": {name: {"psnr_y": q.psnr_y, "ssim_y": q.ssim_y}
                                                for name, q in m.per_image.items()}}
                         for m in self.methods},
         }
+
+
+def add_perceptual_distances(report: EvalReport, vgg_weights: str | None = None) -> EvalReport:
+    """Each method's mean perceptual distance to HR (needs torch: the train extra)."""
+    from imgan.train.perceptual_distance import PerceptualDistance
+
+    distance = PerceptualDistance(vgg_weights)
+    for method in report.methods:
+        method.perceptual = float(np.mean([distance(output, image.hr)
+                                           for output, image in zip(method.outputs, report.images)]))
+    return report
 
 
 def model_upscaler(weights: Weights, *, device: str = "auto", threads: int | None = None) -> Upscaler:
@@ -85,18 +109,19 @@ def chosen_weights(names: Sequence[str] | None, scale: int) -> list[Weights]:
 
 
 def evaluate_folder(data: str | os.PathLike, weights: Sequence[str] | None = None, *, scale: int = 4,
-                    device: str = "auto", threads: int | None = None) -> EvalReport:
-    """Bicubic and each model on every image of ``data`` by the protocol."""
-    images = load_eval_set(data, scale)
+                    device: str = "auto", threads: int | None = None, degrade: str = "bicubic") -> EvalReport:
+    """Bicubic and each model on every image of ``data`` by the protocol (LR made as ``degrade`` says)."""
+    images = load_eval_set(data, scale, degrade=degrade)
     methods = [evaluate_method(BICUBIC, lambda lr: bicubic_upscale(lr, scale), images, scale)]
     for entry in chosen_weights(weights, scale):
         methods.append(evaluate_method(entry.name, model_upscaler(entry, device=device, threads=threads), images, scale))
-    return EvalReport(Path(data), scale, images, methods)
+    return EvalReport(Path(data), scale, images, methods, degrade)
 
 
-def measure_weights_file(path: str | os.PathLike, data: str | os.PathLike, *, scale: int = 4) -> dict:
+def measure_weights_file(path: str | os.PathLike, data: str | os.PathLike, *, scale: int = 4,
+                         degrade: str = "bicubic") -> dict:
     """Figures for a model card: the model's and bicubic's mean Y PSNR/SSIM on ``data``."""
-    report = evaluate_folder(data, [str(path)], scale=scale, device="cpu")
+    report = evaluate_folder(data, [str(path)], scale=scale, device="cpu", degrade=degrade)
     bicubic, model = report.methods
     return {"psnr_y": round(model.mean.psnr_y, 3), "ssim_y": round(model.mean.ssim_y, 4),
             "bicubic_psnr_y": round(bicubic.mean.psnr_y, 3), "bicubic_ssim_y": round(bicubic.mean.ssim_y, 4),
@@ -104,8 +129,10 @@ def measure_weights_file(path: str | os.PathLike, data: str | os.PathLike, *, sc
 
 
 def record_card_metrics(path: str | os.PathLike, data: str | os.PathLike, *, scale: int = 4) -> dict:
-    """Measure the .onnx at ``path`` on ``data`` and store the figures in its card, under the folder's name."""
-    metrics = {Path(data).name: measure_weights_file(path, data, scale=scale)}
+    """Measure the .onnx at ``path`` on ``data`` by both protocols and store the figures in its card, under
+    the folder's name (clean bicubic LR) and "<folder> real" (the real-world degradation)."""
+    metrics = {Path(data).name: measure_weights_file(path, data, scale=scale),
+               f"{Path(data).name} real": measure_weights_file(path, data, scale=scale, degrade="real")}
     update_metrics(card_path_for(path), metrics)
     return metrics
 

@@ -94,14 +94,20 @@ def crop_to_multiple(image: np.ndarray, multiple: int) -> np.ndarray:
     return image[: height - height % multiple, : width - width % multiple]
 
 
-def make_eval_image(name: str, rgb: np.ndarray, scale: int) -> EvalImage:
+def make_eval_image(name: str, rgb: np.ndarray, scale: int, *, degrade: str = "bicubic", index: int = 0) -> EvalImage:
+    """The protocol's pair: LR by MATLAB bicubic, or (``degrade="real"``) by the fixed, seeded
+    real-world degradation of image number ``index`` (degrade.degrade_fixed)."""
     hr = crop_to_multiple(_as_uint8(rgb), scale)
     if min(hr.shape[:2]) < 2 * scale + 11 * scale:
         raise InputError(f"image {name} is too small to evaluate at ×{scale}")
+    if degrade == "real":
+        from .degrade import degrade_fixed
+
+        return EvalImage(name=name, hr=hr, lr=from_float(degrade_fixed(hr, index, scale=scale), np.uint8))
     return EvalImage(name=name, hr=hr, lr=matlab_imresize(hr, 1.0 / scale))
 
 
-def load_eval_set(folder: str | os.PathLike, scale: int = 4) -> list[EvalImage]:
+def load_eval_set(folder: str | os.PathLike, scale: int = 4, *, degrade: str = "bicubic") -> list[EvalImage]:
     """Every image in ``folder`` (not recursive, sorted) prepared by the protocol."""
     root = Path(folder)
     if not root.is_dir():
@@ -109,7 +115,8 @@ def load_eval_set(folder: str | os.PathLike, scale: int = 4) -> list[EvalImage]:
     files = sorted(p for p in root.iterdir() if p.is_file() and is_image_path(p))
     if not files:
         raise InputError("no images in the evaluation folder", path=root)
-    return [make_eval_image(path.stem, read_image(path).rgb, scale) for path in files]
+    return [make_eval_image(path.stem, read_image(path).rgb, scale, degrade=degrade, index=index)
+            for index, path in enumerate(files)]
 
 
 def measure(sr: np.ndarray, hr: np.ndarray, *, border: int) -> Quality:

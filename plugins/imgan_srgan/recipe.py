@@ -33,6 +33,7 @@ from imgan.train.run import append_eval, default_run_dir, read_eval_log
 from imgan.train.vgg import VGGFeatures, VGGWeights, resolve_vgg_weights
 
 from . import TASK
+from .degrade import degrade as real_world_degradation
 from .model import SPEC, Discriminator, DiscriminatorConfig, GeneratorConfig
 from .protocol import EvalImage, Quality, load_eval_set, mean_quality, measure
 from .spec import TrainSettings
@@ -44,25 +45,39 @@ CALIBRATION_CROPS = 16
 
 
 class SRPairs(Dataset):
-    """{"hr": (3, crop, crop), "lr": (3, crop/scale, crop/scale)} float32 in [0, 1]."""
+    """{"hr": (3, crop, crop), "lr": (3, crop/scale, crop/scale)} float32 in [0, 1].
 
-    def __init__(self, crops: ImageFolderCrops, scale: int):
+    degrade "bicubic": LR by antialiased bicubic; "real": by Real-ESRGAN's second-order model
+    (degrade.py), drawn from torch's RNG, which the loop seeds per item: resumable and exact.
+    """
+
+    def __init__(self, crops: ImageFolderCrops, scale: int, degrade: str = "bicubic"):
         if crops.crop % scale:
             raise UsageError(f"crop {crops.crop} must be a multiple of the scale {scale}")
         self.crops = crops
         self.scale = scale
+        self.degrade = degrade
 
     def __len__(self) -> int:
         return len(self.crops)
 
     def __getitem__(self, index: int) -> dict[str, Tensor]:
         hr = self.crops[index]
+        if self.degrade == "real":
+            return {"hr": hr, "lr": real_world_lr(hr, self.scale)}
         # 8-bit LR, as the LR images every evaluation (and every user) feeds the model.
         lr = bicubic_downscale(hr, self.scale).mul_(255.0).round_().div_(255.0)
         return {"hr": hr, "lr": lr}
 
     def preload(self) -> None:
         self.crops.preload()
+
+
+def real_world_lr(hr: Tensor, scale: int) -> Tensor:
+    """(3, H, W) -> (3, H/scale, W/scale): one draw of the real-world degradation, on the 8-bit grid."""
+    rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, ()).item()))
+    lr = real_world_degradation(hr.permute(1, 2, 0).numpy(), rng, scale=scale)  # (h, w, 3) float32
+    return torch.from_numpy(np.ascontiguousarray(lr.transpose(2, 0, 1)))
 
 
 # ----------------------------------------------------------------------------------- recipe
@@ -100,6 +115,7 @@ class SRRecipe(Recipe):
     perceptual_layers: tuple[str, ...] | None = None  # None: default_perceptual_layers
     stage: str = "srresnet"
     eval_data: Path | None = None  # measured at every checkpoint (CheckpointEvaluator), recorded here
+    degrade: str = "bicubic"  # how LR crops are made: spec.DEGRADATIONS
     task: str = TASK
     model_spec = SPEC  # a class attribute, not a field: fit builds (and warm-starts) the generator with it
 
@@ -123,7 +139,7 @@ class SRRecipe(Recipe):
     def make_dataset(self) -> SRPairs:
         if self._dataset is None:
             crops = ImageFolderCrops(self.data, self.crop, flips=True, rotations=True, repeats=self.repeats)
-            self._dataset = SRPairs(crops, self.scale)
+            self._dataset = SRPairs(crops, self.scale, self.degrade)
         return self._dataset
 
     def generate(self, generator: nn.Module, batch: dict) -> Tensor:
@@ -169,7 +185,10 @@ class SRRecipe(Recipe):
             "data": str(self.data),
             "crop": self.crop,
             "augmentation": "random crops, horizontal flips, 90° rotations",
-            "lr_images": "antialiased bicubic (a=-0.5) downscale, rounded to 8 bits",
+            "lr_images": ("Real-ESRGAN second-order degradation (blur, resize, noise, JPEG, twice; "
+                          f"degrade.DegradationConfig defaults), x{self.scale}" if self.degrade == "real"
+                          else "antialiased bicubic (a=-0.5) downscale, rounded to 8 bits"),
+            "degrade": self.degrade,
         }
         if self.perceptual_weight > 0:
             weights = resolve_vgg_weights(self.vgg_weights)
@@ -205,11 +224,12 @@ class CheckpointEvaluator:
     logs before it saves); `finish` measures the last one.
     """
 
-    def __init__(self, run_dir: Path, data: Path, scale: int):
+    def __init__(self, run_dir: Path, data: Path, scale: int, degrade: str = "bicubic"):
         self.run_dir = run_dir
         self.data = data
         self.scale = scale
-        self.images = load_eval_set(data, scale)
+        self.degrade = degrade
+        self.images = load_eval_set(data, scale, degrade=degrade)
         self.done = {record["step"] for record in read_eval_log(run_dir)}
         self.seen: int | None = None  # st_mtime_ns of the latest.pt last looked at
 
@@ -224,6 +244,7 @@ class CheckpointEvaluator:
         quality = evaluate_generator(generator, self.images, self.scale)
         # "folder": where export finds the data again to measure the exported file for its card
         append_eval(self.run_dir, {"step": meta["step"], "time": round(meta["seconds"], 1), "data": self.data.name,
+                                   "degrade": self.degrade,
                                    "psnr_y": round(quality.psnr_y, 4), "ssim_y": round(quality.ssim_y, 5),
                                    "folder": str(self.data.resolve())})
         self.done.add(meta["step"])
@@ -262,6 +283,7 @@ def train_sr(settings: TrainSettings, *, progress: bool = True) -> RunResult:
         perceptual_layers=tuple(settings.perceptual_layers.split(",")) if settings.perceptual_layers else None,
         stage=settings.stage,
         eval_data=settings.eval_data,
+        degrade=settings.degrade,
     )
     learning_rate, every = settings.setting("lr"), settings.setting("checkpoint_every")
     config = TrainConfig(
@@ -272,7 +294,8 @@ def train_sr(settings: TrainSettings, *, progress: bool = True) -> RunResult:
         seed=settings.seed, workers=settings.workers, device=settings.device, threads=settings.threads,
         init_from=None if init_from is None else str(init_from),
     )
-    evaluator = None if settings.eval_data is None else CheckpointEvaluator(run_dir, settings.eval_data, recipe.scale)
+    evaluator = (None if settings.eval_data is None
+                 else CheckpointEvaluator(run_dir, settings.eval_data, recipe.scale, settings.degrade))
     result = fit(recipe, config, resume=settings.resume, progress=progress, on_log=evaluator)
     if evaluator is not None:
         evaluator.finish()

@@ -15,6 +15,9 @@ MODEL_WEIGHTS = {"srgan": "srgan-x4", "srresnet": "srresnet-x4"}
 DEFAULT_MODEL = "srresnet"
 SCALES = (4, 2)
 STAGES = ("srresnet", "srgan")
+# How training and evaluation make LR images: the literature's clean bicubic downscale, or
+# Real-ESRGAN's second-order model of real photos (blur, resize, noise, JPEG; degrade.py).
+DEGRADATIONS = ("bicubic", "real")
 
 # Settings that differ by stage; every one can be overridden on the command line.
 STAGE_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -34,6 +37,11 @@ def check_options(model: str, scale: int) -> None:
         raise UsageError(f"unknown --model {model!r}", hint=f"choose one of {', '.join(MODEL_WEIGHTS)}")
     if scale not in SCALES:
         raise UsageError(f"--scale {scale} is not offered", hint="use 4, or 2 (the ×4 result downscaled)")
+
+
+def check_degradation(degrade: str) -> None:
+    if degrade not in DEGRADATIONS:
+        raise UsageError(f"unknown --degrade {degrade!r}", hint=f"choose one of {', '.join(DEGRADATIONS)}")
 
 
 def validate_options(options: dict) -> None:
@@ -64,6 +72,7 @@ class TrainSettings:
     adversarial_weight: float | None = None
     d_channels: int = 32
     spectral_norm: bool = False
+    degrade: str = "bicubic"
     eval_data: Path | None = None
     checkpoint_every: int | None = None
     threads: int | None = None
@@ -75,6 +84,7 @@ class TrainSettings:
     def __post_init__(self) -> None:
         if self.stage not in STAGES:
             raise UsageError(f"unknown stage {self.stage!r}", hint=f"choose one of {', '.join(STAGES)}")
+        check_degradation(self.degrade)
 
     def setting(self, name: str) -> Any:
         """The value given for ``name``, else the stage's default."""
