@@ -174,7 +174,8 @@ def weights_from_file(path: Path, task: str) -> Weights:
         return weights
     from .runtime.probe import probed_card
 
-    return Weights(card=probed_card(path, task), file=path, origin="file")
+    card = probed_card(path, task, digest=sha256_of(path), store=imgan_home() / "probed")
+    return Weights(card=card, file=path, origin="file")
 
 
 def verify_all() -> list[tuple[Weights, str | None]]:

@@ -13,16 +13,15 @@ import numpy as np
 
 from ..cards import ModelCard, Running, read_card, write_card
 from ..errors import WeightsError
-from ..weights import imgan_home, sha256_of
 from .session import load_model
 
 PROBE_SIDES = (32, 48)
 
 
-def probed_card(path: Path, task: str) -> ModelCard:
-    """The remembered probe of this exact file, or a new probe (written for next time)."""
-    digest = sha256_of(path)
-    stored = imgan_home() / "probed" / f"{digest[:16]}.json"
+def probed_card(path: Path, task: str, *, digest: str, store: Path) -> ModelCard:
+    """The remembered probe of this exact file (sha256 ``digest``) in ``store``, or a new probe
+    (written there for next time)."""
+    stored = store / f"{digest[:16]}.json"
     if stored.is_file():
         card = read_card(stored)
         if card.sha256 == digest and card.task == task:

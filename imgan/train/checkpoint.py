@@ -22,6 +22,7 @@ from torch import nn
 
 from imgan.errors import TrainingError
 from imgan.fs import atomic_write
+from imgan.train.parity import check_onnx_parity
 
 if TYPE_CHECKING:
     from imgan.train.spec import ModelSpec
@@ -232,18 +233,3 @@ def _onnx_value(array, like: torch.Tensor, name: str, path: str | Path) -> torch
         raise TrainingError(f"the ONNX weight {name!r} has shape {tuple(array.shape)}, the model wants "
                             f"{tuple(like.shape)}", path=path, hint="the architecture settings differ")
     return torch.from_numpy(array.copy()).reshape(like.shape).to(like.dtype)
-
-
-def check_onnx_parity(module: nn.Module, path: str | Path, inputs: tuple[torch.Tensor, ...],
-                      tolerance: float = 1e-4) -> float:
-    """Raise unless `module` computes what the ONNX file computes on `inputs`; the max abs difference."""
-    from imgan.train.export import torch_outputs, ort_parity
-
-    was_training = module.training
-    expected = torch_outputs(module.eval(), inputs)
-    module.train(was_training)
-    try:
-        return ort_parity(Path(path), None, [inputs], [expected], tolerance, Path(path))
-    except TrainingError as error:
-        raise TrainingError(f"the weights read from the ONNX file do not reproduce it: {error.message}",
-                            path=path, hint="start from a checkpoint of the run instead") from None

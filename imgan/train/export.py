@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from ..cards import ExportInfo, ModelCard, card_path_for, now_utc, write_card
 from ..errors import TrainingError, UsageError
+from .parity import ort_parity, torch_outputs
 from ..fs import atomic_write
 from ..weights import sha256_of
 
@@ -122,13 +123,6 @@ def _as_tuple(inputs: Tensor | Sequence[Tensor]) -> tuple[Tensor, ...]:
     return tuple(t.detach().cpu().float() if t.is_floating_point() else t.detach().cpu() for t in tensors)
 
 
-def torch_outputs(model: nn.Module, inputs: tuple[Tensor, ...]) -> list[np.ndarray]:
-    with torch.no_grad():
-        result = model(*inputs)
-    tensors = [result] if isinstance(result, Tensor) else list(result)
-    return [t.float().numpy() for t in tensors]
-
-
 def _default_axes(
     input_names: Sequence[str], inputs: tuple[Tensor, ...], output_names: Sequence[str], outputs: list[np.ndarray]
 ) -> dict[str, dict[int, str]]:
@@ -179,49 +173,6 @@ def _check_model(onnx_path: Path, reported_path: Path) -> None:
         onnx.checker.check_model(str(onnx_path))
     except onnx.checker.ValidationError as exc:
         raise TrainingError(f"exported ONNX model is invalid: {exc}", path=reported_path) from None
-
-
-def ort_parity(
-    onnx_path: Path,
-    input_names: Sequence[str] | None,
-    cases: list[tuple[Tensor, ...]],
-    expected: list[list[np.ndarray]],
-    tolerance: float,
-    reported_path: Path,
-) -> float:
-    """Largest |ORT - torch| over all cases and outputs; TrainingError beyond ``tolerance``.
-    ``input_names`` None: the file's own inputs, in order."""
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    input_names = input_names or [item.name for item in session.get_inputs()]
-    worst = 0.0
-    for inputs, wanted in zip(cases, expected):
-        shape = "x".join(str(side) for side in inputs[0].shape)
-        try:
-            got = session.run(None, {name: t.numpy() for name, t in zip(input_names, inputs)})
-        except Exception as exc:
-            raise TrainingError(
-                f"exported model fails on input {shape}: {exc}",
-                path=reported_path,
-                hint="a size may have been frozen while tracing; avoid Python ints from tensor shapes",
-            ) from None
-        for index, (ort_out, torch_out) in enumerate(zip(got, wanted)):
-            if ort_out.shape != torch_out.shape:
-                raise TrainingError(
-                    f"output {index} on input {shape}: ONNX shape {ort_out.shape} != torch {torch_out.shape}",
-                    path=reported_path,
-                    hint="a size was frozen while tracing; check dynamic_axes",
-                )
-            diff = float(np.max(np.abs(ort_out.astype(np.float64) - torch_out))) if ort_out.size else 0.0
-            if not diff <= tolerance:  # also catches NaN
-                raise TrainingError(
-                    f"ONNX Runtime and torch differ by {diff:.3g} (> {tolerance:g}) on input {shape}",
-                    path=reported_path,
-                    hint="the exported graph does not compute what the model does; nothing was written",
-                )
-            worst = max(worst, diff)
-    return worst
 
 
 def _convert_to_fp16(source: Path, target: Path) -> None:

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import onnx
@@ -12,7 +11,8 @@ from torch import nn
 
 from imgan.errors import TrainingError
 from imgan.train import export
-from imgan.train.export import export_onnx, sha256_file, write_model_card
+from imgan.cards import ModelCard, Running, read_card
+from imgan.train.export import export_onnx, sha256_file
 
 
 class ShuffleUp(nn.Module):
@@ -74,24 +74,30 @@ def test_dynamic_dimension_names_are_per_tensor(tmp_path):
     }
 
 
+def a_card(name: str, scale: int = 2) -> ModelCard:
+    return ModelCard(task="sr", name=name, file="-", sha256="-", running=Running(scale=scale))
+
+
 def test_card_beside_the_model(tmp_path):
     path = tmp_path / "sr-tiny.onnx"
-    report = export_onnx(ShuffleUp(), torch.rand(1, 3, 16, 16), path, card={"name": "tiny", "task": "sr", "scale": 2})
-    card = json.loads(report.card_path.read_text())
+    report = export_onnx(ShuffleUp(), torch.rand(1, 3, 16, 16), path, card=a_card("tiny"))
+    card = read_card(report.card_path)
     assert report.card_path == tmp_path / "sr-tiny.json"
-    assert card["sha256"] == sha256_file(path) == report.sha256
-    assert card["file"] == "sr-tiny.onnx"
-    assert (card["name"], card["task"], card["scale"], card["opset"]) == ("tiny", "sr", 2, 17)
-    assert card["parity_max_abs_diff"] == report.max_abs_diff
-    assert card["exported_at"].endswith("+00:00")
+    assert card.sha256 == sha256_file(path) == report.sha256
+    assert card.file == "sr-tiny.onnx"
+    assert (card.name, card.task, card.running.scale, card.export.opset) == ("tiny", "sr", 2, 17)
+    assert card.export.parity_max_abs_diff == report.max_abs_diff
+    assert card.export.exported_at.endswith("+00:00")
 
 
-def test_write_model_card_reads_opset_from_the_file(tmp_path):
+def test_card_records_the_opset_and_sizes_of_the_export(tmp_path):
     path = tmp_path / "m.onnx"
-    export_onnx(BilinearUp(), torch.rand(1, 3, 8, 8), path, opset=18)
-    card_path = write_model_card(path, {"name": "m", "sha256": "stale"})
-    card = json.loads(card_path.read_text())
-    assert card["opset"] == 18 and card["sha256"] == sha256_file(path)
+    report = export_onnx(BilinearUp(), torch.rand(1, 3, 8, 8), path, opset=18, card=a_card("m"),
+                         parity_inputs=[torch.rand(1, 3, 6, 10)])
+    card = read_card(report.card_path)
+    assert card.export.opset == 18 and card.sha256 == sha256_file(path)
+    assert card.export.parity_sizes == ((8, 8), (6, 10))
+    assert export_onnx(BilinearUp(), torch.rand(1, 3, 8, 8), tmp_path / "bare.onnx").card_path is None
 
 
 def test_failed_parity_leaves_no_file(tmp_path, monkeypatch):
@@ -124,7 +130,8 @@ def test_fp16_copy_runs_with_float32_io(tmp_path):
     torch.manual_seed(0)
     model = ShuffleUp().eval()
     path = tmp_path / "up.onnx"
-    report = export_onnx(model, torch.rand(1, 3, 16, 16), path, fp16=True, parity_inputs=[torch.rand(1, 3, 24, 8)])
+    report = export_onnx(model, torch.rand(1, 3, 16, 16), path, fp16=True, parity_inputs=[torch.rand(1, 3, 24, 8)],
+                         card=a_card("up"))
     assert report.fp16_path == tmp_path / "up.fp16.onnx"
     assert report.fp16_max_abs_diff < 1e-2
     x = torch.rand(1, 3, 20, 20)
@@ -134,5 +141,6 @@ def test_fp16_copy_runs_with_float32_io(tmp_path):
         assert np.abs(got - model(x).numpy()).max() < 1e-2
     initializer_types = {init.data_type for init in onnx.load(str(report.fp16_path)).graph.initializer}
     assert onnx.TensorProto.FLOAT16 in initializer_types
-    card = json.loads(report.card_path.read_text())
-    assert card["fp16_file"] == "up.fp16.onnx" and card["fp16_sha256"] == sha256_file(report.fp16_path)
+    card = read_card(report.card_path)
+    assert card.export.fp16_file == "up.fp16.onnx" and card.export.fp16_sha256 == sha256_file(report.fp16_path)
+    assert card.export.fp16_parity_max_abs_diff == report.fp16_max_abs_diff
