@@ -12,10 +12,9 @@ from typing import Annotated, Optional
 import typer
 
 from . import __version__
-from .cli_support import print_json, render_export, stderr, stdout
+from .cli_support import JsonOpt, print_json, render_export, stderr, stdout
 from .errors import ImganError
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
 def _version(value: bool) -> None:
@@ -91,14 +90,19 @@ def _imported_from(w) -> str | None:
 
 
 @weights_app.command("verify")
-def weights_verify() -> None:
+def weights_verify(json: JsonOpt = False) -> None:
     """Check every weights file against its sha256; exit 1 if any is missing or corrupt."""
     from .weights import verify_all
 
     results = verify_all()
     bad = [(w, error) for w, error in results if error]
-    for w, error in results:
-        stdout.print(f"{'[red]BAD[/red]' if error else '[green]ok[/green] '} {w.id:28} {error or w.file}", highlight=False)
+    if json:
+        print_json([{"weights": w.id, "file": str(w.file), "origin": w.origin, "ok": error is None, "error": error}
+                    for w, error in results])
+    else:
+        for w, error in results:
+            stdout.print(f"{'[red]BAD[/red]' if error else '[green]ok[/green] '} {w.id:28} {error or w.file}",
+                         highlight=False)
     if bad:
         raise typer.Exit(1)
 

@@ -34,6 +34,20 @@ class _LazyConsole:
 stderr = _LazyConsole(stderr=True)
 stdout = _LazyConsole()
 
+# Options shared by train, eval and extra commands: declared once, used as parameter annotations,
+# e.g. ``def train(..., device: DeviceOpt = "auto", threads: ThreadsOpt = None)``.
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+DeviceOpt = Annotated[str, typer.Option("--device", help="auto (CUDA if it really works, else CPU), cpu or cuda.")]
+ThreadsOpt = Annotated[Optional[int], typer.Option("--threads", min=1, help="CPU threads (default: OMP_NUM_THREADS or all cores).")]
+SeedOpt = Annotated[int, typer.Option("--seed", min=0, help="Seed of every random draw (runs are reproducible).")]
+ResumeOpt = Annotated[bool, typer.Option("--resume", help="Continue the run in the run folder from its latest checkpoint.")]
+RunDirOpt = Annotated[Optional[Path], typer.Option("--run-dir", help="Run folder (checkpoints, logs, samples, run.json). Default: $IMGAN_HOME/runs/TASK-NAME.")]
+InitFromOpt = Annotated[Optional[Path], typer.Option("--init-from", help="Start from a checkpoint, or an exported .onnx with its card (e.g. a shipped weight, to fine-tune it).")]
+VggWeightsOpt = Annotated[Optional[str], typer.Option("--vgg-weights", help="VGG19 weights file for the loss network (default: $IMGAN_VGG19_WEIGHTS, else torchvision's download).")]
+WorkersOpt = Annotated[int, typer.Option("--workers", min=0, help="Data loader processes.")]
+CheckpointEveryOpt = Annotated[Optional[int], typer.Option("--checkpoint-every", min=1, help="Steps between checkpoints and samples.")]
+WeightsOpt = Annotated[Optional[str], typer.Option("--weights", help="Weights name from `imgan weights list`, or a path to a compatible .onnx file.")]
+
 # Options every image/video verb has. Names here are the keyword names the factory expects.
 _COMMON = {
     "inputs": (list[str], typer.Argument(help="Image or video files, folders or glob patterns.", show_default=False)),
@@ -45,12 +59,14 @@ _COMMON = {
     "weights": (Optional[str], typer.Option("--weights", help="Weights name from `imgan weights list`, or a path to a compatible .onnx file.")),
     "device": (str, typer.Option("--device", help="auto (CUDA if it really works, else CPU), cpu or cuda.")),
     "threads": (Optional[int], typer.Option("--threads", min=1, help="CPU threads (default: OMP_NUM_THREADS or all cores).")),
-    "tile": (Optional[int], typer.Option("--tile", min=16, help="Tile edge in pixels (default: chosen from the image size).")),
+    "tile": (Optional[int], typer.Option("--tile", min=16, help="Tile edge in input pixels: the model runs on tiles this big plus their overlap (default: chosen from the image size and memory).")),
     "max_pixels": (int, typer.Option("--max-pixels", help="Refuse images with more pixels than this (decompression-bomb guard).")),
     "start": (Optional[float], typer.Option("--start", help="Video: first second to process.")),
     "end": (Optional[float], typer.Option("--end", help="Video: last second to process.")),
     "max_frames": (Optional[int], typer.Option("--max-frames", min=1, help="Video: at most this many frames.")),
     "no_audio": (bool, typer.Option("--no-audio", help="Video: drop the audio track.")),
+    "strict": (bool, typer.Option("--strict", help="Video: a file that decodes fewer frames than its header says fails (default: a warning).")),
+    "json": (bool, typer.Option("--json", help="Print one JSON document (done, skipped, failed with reasons, seconds) instead of lines.")),
 }
 
 
@@ -59,7 +75,8 @@ def _common_defaults() -> dict[str, Any]:
 
     return {"inputs": inspect.Parameter.empty, "output": None, "overwrite": False, "recursive": False, "ext": None,
             "quality": None, "weights": None, "device": "auto", "threads": None, "tile": None,
-            "max_pixels": DEFAULT_MAX_PIXELS, "start": None, "end": None, "max_frames": None, "no_audio": False}
+            "max_pixels": DEFAULT_MAX_PIXELS, "start": None, "end": None, "max_frames": None, "no_audio": False,
+            "strict": False, "json": False}
 
 
 def _parameters(names_and_defaults: dict[str, Any], specs: dict[str, tuple]) -> list[inspect.Parameter]:
@@ -98,11 +115,11 @@ def add_image_command(app: typer.Typer, verb: str, *, task: str, help: str,
         run_options = RunOptions(output=values["output"], overwrite=values["overwrite"], recursive=values["recursive"],
                                  output_ext=values["ext"], quality=values["quality"], max_pixels=values["max_pixels"],
                                  start=values["start"], end=values["end"], max_frames=values["max_frames"],
-                                 keep_audio=not values["no_audio"])
+                                 keep_audio=not values["no_audio"], strict=values["strict"])
         with RichProgress() as progress:
             report = run(task, values["inputs"], options=run_options, progress=progress, weights=values["weights"],
                          device=values["device"], threads=values["threads"], tile=values["tile"], **task_options)
-        render_report(report)
+        render_report(report, json=values["json"])
 
     command.__signature__ = inspect.Signature(common[:1] + extra + common[1:])
     command.__name__ = verb.replace("-", "_")
@@ -153,25 +170,65 @@ class RichProgress:
             self._bar.remove_task(self._current)
             self._current = None
         if status == "failed" and message:
-            self._bar.console.print(f"[red]failed[/red] {message}")
+            self._bar.console.print(f"[red]failed[/red] {escape_markup(message)}", highlight=False, soft_wrap=True)
         if self._overall is not None:
             self._bar.advance(self._overall)
 
+    def warned(self, message: str) -> None:
+        self._bar.console.print(f"[yellow]warning[/yellow] {escape_markup(message)}", highlight=False, soft_wrap=True)
 
-def render_report(report) -> None:
-    """One summary line; failures listed again at the end; exit 1 when anything failed."""
+
+def escape_markup(text: str) -> str:
+    """`text` printed as is by rich, even with [brackets] in a file name or message."""
+    from rich.markup import escape
+
+    return escape(text)
+
+
+def report_json(report) -> dict:
+    """The BatchReport as one JSON-able document (what `--json` prints)."""
+    return {
+        "done": [{"input": str(job.source), "output": "-" if job.to_stdout else str(job.output),
+                  "seconds": round(report.file_seconds.get(str(job.source), 0.0), 3)} for job in report.done],
+        "skipped": [{"input": str(job.source), "output": str(job.output)} for job in report.skipped],
+        "failed": [{"input": source, "error": message} for source, message in report.failures.items()],
+        "warnings": list(report.warnings),
+        "interrupted": report.interrupted,
+        "seconds": round(report.seconds, 3),
+    }
+
+
+def render_report(report, *, json: bool = False) -> None:
+    """One summary line (stderr); `wrote` lines, or with `json` one JSON document, on stdout
+    (on stderr when the image itself went to stdout); failures listed again at the end.
+    Exits 130 for an interrupted batch, 1 when anything failed."""
+    image_on_stdout = any(job.to_stdout for job in report.done)
+    out = stderr if image_on_stdout else stdout
+    if json:
+        import json as json_module
+
+        typer.echo(json_module.dumps(report_json(report), indent=2), err=image_on_stdout)
+    if report.interrupted:
+        stderr.print(f"[yellow]interrupted[/yellow] after {report.finished} of {report.total} files", highlight=False)
     parts = [f"{len(report.done)} done"]
     if report.skipped:
         parts.append(f"{len(report.skipped)} skipped (output exists; --overwrite to redo)")
     if report.failures:
         parts.append(f"{len(report.failures)} failed")
-    stderr.print(f"{', '.join(parts)} in {report.seconds:.1f} s")
-    for job in report.done:
-        stdout.print(f"wrote {job.output}", highlight=False, soft_wrap=True)
+    if report.warnings:
+        parts.append(f"{len(report.warnings)} warning{'s' if len(report.warnings) > 1 else ''}")
+    stderr.print(f"{', '.join(parts)} in {report.seconds:.1f} s", highlight=False)
+    if not json:
+        for job in report.done:
+            out.print(f"wrote {'stdout' if job.to_stdout else job.output}", highlight=False, soft_wrap=True,
+                      markup=False)
     if report.failures:
         stderr.print("[red]failures:[/red]")
         for message in report.failures.values():
-            stderr.print(f"  {message}", highlight=False, soft_wrap=True)
+            stderr.print(f"  {escape_markup(message)}", highlight=False, soft_wrap=True)
+    if report.interrupted:
+        raise typer.Exit(130)
+    if report.failures:
         raise typer.Exit(1)
 
 
@@ -188,3 +245,37 @@ def print_json(data: Any) -> None:
 
     typer.echo(json.dumps(data, indent=2, default=str))
 
+
+
+def render_export(report) -> None:
+    """After `imgan export`: what was written and its parity figure."""
+    stdout.print(f"wrote {report.path} (parity max |Δ| {report.max_abs_diff:.2e}) and {report.card_path}",
+                 highlight=False, soft_wrap=True)
+
+
+class StepProgress:
+    """One rich bar for a library call that reports ``progress(done, total)`` (evaluations, sheets).
+
+        with StepProgress("measuring") as progress:
+            figures = evaluate(..., progress=progress)
+    """
+
+    def __init__(self, description: str) -> None:
+        self._description = description
+        self._bar = None
+        self._task = None
+
+    def __enter__(self) -> "StepProgress":
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                             TextColumn("eta"), TimeRemainingColumn(), console=stderr.get(), transient=True)
+        self._bar.start()
+        self._task = self._bar.add_task(self._description, total=None)
+        return self
+
+    def __call__(self, done: int, total: int) -> None:
+        self._bar.update(self._task, completed=done, total=total)
+
+    def __exit__(self, *exc) -> None:
+        self._bar.stop()

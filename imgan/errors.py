@@ -60,3 +60,17 @@ class BatchFailed(ImganError):
         self.failures = failures
         self.total = total
         super().__init__(f"{len(failures)} of {total} inputs failed")
+
+
+class InferenceError(ImganError):
+    """ONNX Runtime failed while running a model on an input (bad shape, out of memory, kernel error)."""
+
+
+class BatchInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a batch; `report` holds what was finished before it (a BatchReport)."""
+
+    def __init__(self, report: object, finished: int, total: int):
+        self.report = report
+        self.finished = finished
+        self.total = total
+        super().__init__(f"interrupted after {finished} of {total} files")

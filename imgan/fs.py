@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from pathlib import Path
 from typing import Callable
@@ -17,9 +18,12 @@ def atomic_write(path: str | os.PathLike, write_fn: Callable[[Path], None], *, o
     Readers of `path` see the old file or the complete new one, never a partial one, even if the
     process is killed. The temp file is removed on any exception, Ctrl-C included. (No fsync: this
     guards against crashes of the process, not of the machine, at no cost per file.)
+    A kill -9 cannot be cleaned up after, so the temp files an earlier, killed write of this same
+    `path` left (`.<name>.<8 hex>.part`) are removed first.
     """
     path = Path(path)
     _check_output_path(path, overwrite)
+    remove_stale_temp_files(path)
     temp = _new_temp_file(path)
     try:
         write_fn(temp)
@@ -55,3 +59,44 @@ def _new_temp_file(path: Path) -> Path:
         except OSError as exc:
             raise OutputError(f"cannot create a file in the output folder ({exc.strerror or exc})", path=path,
                               hint="check the folder's permissions and free disk space") from exc
+
+
+def remove_stale_temp_files(path: str | os.PathLike) -> list[Path]:
+    """Delete the temp files of earlier writes of `path` (exactly `.<name>.<8 hex>.part` beside it,
+    as a process killed mid-write leaves them); returns what was removed. Nothing else is touched."""
+    path = Path(path)
+    pattern = re.compile(re.escape(f".{path.name}.") + r"[0-9a-f]{8}" + re.escape(TEMP_SUFFIX))
+    removed = []
+    try:
+        candidates = [p for p in path.parent.iterdir() if pattern.fullmatch(p.name)]
+    except OSError:
+        return removed
+    for candidate in candidates:
+        try:
+            if candidate.is_file() and not candidate.is_symlink():
+                candidate.unlink()
+                removed.append(candidate)
+        except OSError:
+            pass  # not ours to fight over: the write itself reports real problems
+    return removed
+
+
+def check_output_folder(folder: str | os.PathLike) -> None:
+    """OutputError unless files can be written in `folder`, or it can be created (its nearest
+    existing ancestor is a writable folder). Probes by creating and removing a temp file, which
+    also catches read-only file systems and root-owned mounts where permission bits say nothing."""
+    folder = Path(folder)
+    existing = folder
+    while not existing.exists() and not existing.is_symlink() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OutputError("cannot create the output folder: a file of that name is in the way", path=existing,
+                          hint=f"choose another output folder than '{folder}'")
+    probe = existing / f".imgan-write-check.{secrets.token_hex(4)}{TEMP_SUFFIX}"
+    try:
+        os.close(os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+        probe.unlink()
+    except OSError as exc:
+        what = "is not writable" if existing == folder else "cannot be created"
+        raise OutputError(f"the output folder {what} ({exc.strerror or type(exc).__name__})", path=folder,
+                          hint="check the folder's permissions, or choose another output folder") from None

@@ -327,3 +327,23 @@ def test_tree_clip_with_dropped_frames_reports_what_it_decoded(out_dir: Path):
     result = video.transform_video(TREE, out_dir / "tree.mp4", lambda frame: frame, progress=lambda *c: calls.append(c))
     assert result.frames == 68 and calls[-1] == (68, 68)
     assert video.probe_video(result.output).frame_count == 68
+
+
+@needs_ffmpeg
+def test_a_truncated_clip_is_a_warning_with_the_numbers_or_with_strict_an_error(tmp_path: Path, out_dir: Path):
+    # 30 frames announced by the header, the second half of the file gone.
+    path = tmp_path / "full.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), FPS, (WIDTH, HEIGHT))
+    for index in range(30):
+        writer.write(cv2.cvtColor(square_frame(index % FRAMES), cv2.COLOR_RGB2BGR))
+    writer.release()
+    data = path.read_bytes()
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(data[: len(data) // 2])
+    assert video.probe_video(cut).frame_count == 30
+    result = video.transform_video(cut, out_dir / "cut.mp4", lambda frame: frame)
+    assert 0 < result.frames < 30
+    assert any(f"only {result.frames} of the 30 frames" in w and "cut.avi" in w for w in result.warnings)
+    with pytest.raises(InputError, match="of the 30 frames"):
+        video.transform_video(cut, out_dir / "strict.mp4", lambda frame: frame, strict=True)
+    assert sorted(p.name for p in out_dir.iterdir()) == ["cut.mp4"]  # nothing for the strict run, no temp file

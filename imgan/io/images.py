@@ -9,10 +9,13 @@ alpha is composited on white for JPEG/BMP, 16 bits become 8 for JPEG/WebP/BMP, a
 gray picture with alpha is stored as 16-bit RGBA (OpenCV writes no two-channel images). ICC and
 EXIF are not stored in 16-bit colour TIFF (OpenCV's TIFF encoder has no metadata) nor in BMP, and
 the tags of a TIFF source are not carried over as EXIF. CMYK is converted without colour management.
+GIF is read (its first frame; transparency kept) but not written. `read_image_bytes` and
+`write_image_stream` are the same reader and writer for stdin and stdout (`-`).
 """
 from __future__ import annotations
 
 import dataclasses
+import io
 import os
 import struct
 import threading
@@ -33,10 +36,11 @@ from . import DEFAULT_MAX_PIXELS  # noqa: F401  (re-exported)
 
 _FORMAT_BY_EXTENSION = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP",
                         ".tif": "TIFF", ".tiff": "TIFF"}
-SUPPORTED_EXTENSIONS: frozenset[str] = frozenset(_FORMAT_BY_EXTENSION)
+SUPPORTED_EXTENSIONS: frozenset[str] = frozenset(_FORMAT_BY_EXTENSION)  # read and written
+READABLE_EXTENSIONS: frozenset[str] = SUPPORTED_EXTENSIONS | {".gif"}  # GIF: input only, its first frame
 # Decoding is limited to these formats whatever the extension says, so an odd file never reaches
 # a rarely used decoder. (Pillow's JPEG opener also covers multi-picture JPEGs from cameras.)
-_READABLE_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "TIFF")
+_READABLE_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "TIFF", "GIF")
 _FORMATS_WITH_ALPHA = {"PNG", "WEBP", "TIFF"}
 _FORMATS_WITH_16_BITS = {"PNG", "TIFF"}
 _DEFAULT_QUALITY = {"JPEG": 95, "WEBP": 90}
@@ -132,11 +136,25 @@ def read_image(path: str | os.PathLike, *, max_pixels: int | None = DEFAULT_MAX_
     """Decode an image file into an upright Picture. max_pixels=None disables the size guard."""
     path = Path(path)
     _check_input_file(path)
+    return _read(path, path, max_pixels)
+
+
+def read_image_bytes(data: bytes, *, name: str | os.PathLike = "<stdin>",
+                     max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Picture:
+    """read_image for an encoded image held in memory (e.g. stdin); `name` labels errors and the Picture."""
+    label = Path(name)
+    if not data:
+        raise InputError("no image data (0 bytes)", path=label,
+                         hint="pipe an image file in, e.g. `cat a.png | imgan ...`")
+    return _read(io.BytesIO(data), label, max_pixels)
+
+
+def _read(source: Path | io.BytesIO, path: Path, max_pixels: int | None) -> Picture:
     with _pillow_size_check_off(), _decode_errors_named(path):
-        with Image.open(path, formats=_READABLE_FORMATS) as image:
+        with Image.open(source, formats=_READABLE_FORMATS) as image:
             _check_pixel_count(image.size, max_pixels, path)  # header only: no pixel decoded yet
             image.load()
-            rgb, alpha, gray = _decode_planes(image, path)
+            rgb, alpha, gray = _decode_planes(image, source, path)
             orientation, exif = _upright_exif(image)
             icc = _rgb_icc_profile(image)
     rgb, alpha = (_make_upright(plane, orientation) for plane in (rgb, alpha))
@@ -144,6 +162,9 @@ def read_image(path: str | os.PathLike, *, max_pixels: int | None = DEFAULT_MAX_
 
 
 def _check_input_file(path: Path) -> None:
+    if path.is_symlink() and not path.exists():
+        raise InputError(f"broken symbolic link: its target '{os.readlink(path)}' does not exist", path=path,
+                         hint="fix or remove the link")
     if path.is_dir():
         raise InputError("is a folder, not an image file", path=path, hint="pass the path of an image file")
     if not path.exists():
@@ -196,18 +217,19 @@ def _decode_errors_named(path: Path) -> Iterator[None]:
         raise InputError("permission denied", path=path, hint="check the file's read permissions") from exc
     except Image.UnidentifiedImageError as exc:
         raise InputError("not a readable image (unknown format or damaged header)", path=path,
-                         hint=f"supported formats: {_extension_list()}") from exc
+                         hint=f"supported formats: {', '.join(sorted(READABLE_EXTENSIONS))}") from exc
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError, struct.error, zlib.error,
             cv2.error) as exc:
         raise InputError(f"cannot decode the image ({exc})", path=path,
                          hint="the file may be truncated or corrupt; re-export or re-download it") from exc
 
 
-def _decode_planes(image: Image.Image, path: Path) -> tuple[np.ndarray, np.ndarray | None, bool]:
+def _decode_planes(image: Image.Image, source: Path | io.BytesIO,
+                   path: Path) -> tuple[np.ndarray, np.ndarray | None, bool]:
     """Colour (H, W, 3), alpha (H, W) or None, and whether the source is grayscale; not yet upright."""
-    bits, gray = _stored_layout(image, path)
+    bits, gray = _stored_layout(image, source)
     if bits == 16 and not image.mode.startswith("I"):
-        return _decode_with_opencv(path, gray)  # Pillow would keep only 8 of the 16 bits
+        return _decode_with_opencv(source, path, gray)  # Pillow would keep only 8 of the 16 bits
     if image.mode == "F":
         raise InputError("32-bit float images are not supported", path=path,
                          hint="convert it to an 8- or 16-bit image first")
@@ -216,17 +238,23 @@ def _decode_planes(image: Image.Image, path: Path) -> tuple[np.ndarray, np.ndarr
     return _decode_with_pillow(image)
 
 
-def _stored_layout(image: Image.Image, path: Path) -> tuple[int, bool]:
+def _stored_layout(image: Image.Image, source: Path | io.BytesIO) -> tuple[int, bool]:
     """(bits per sample, grayscale) as the PNG or TIFF header states them; (8, False) otherwise."""
     if image.format == "PNG":
-        with open(path, "rb") as file:
-            file.seek(24)  # IHDR is the first chunk: bit depth, then colour type
-            bit_depth, colour_type = file.read(2)
+        # IHDR is the first chunk: bit depth, then colour type
+        header = bytes(source.getbuffer()[24:26]) if isinstance(source, io.BytesIO) else _file_bytes(source, 24, 2)
+        bit_depth, colour_type = header
         return bit_depth, colour_type in (0, 4)
     if image.format == "TIFF":
         bits = image.tag_v2.get(258, 8)  # BitsPerSample: one value, or one per channel
         return max(bits) if isinstance(bits, tuple) else bits, image.tag_v2.get(262) in (0, 1)
     return 8, False
+
+
+def _file_bytes(path: Path, offset: int, count: int) -> bytes:
+    with open(path, "rb") as file:
+        file.seek(offset)
+        return file.read(count)
 
 
 def _decode_with_pillow(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None, bool]:
@@ -239,10 +267,13 @@ def _decode_with_pillow(image: Image.Image) -> tuple[np.ndarray, np.ndarray | No
     return colour, array[..., -1] if has_alpha else None, gray
 
 
-def _decode_with_opencv(path: Path, gray: bool) -> tuple[np.ndarray, np.ndarray | None, bool]:
+def _decode_with_opencv(source: Path | io.BytesIO, path: Path,
+                        gray: bool) -> tuple[np.ndarray, np.ndarray | None, bool]:
     # imdecode of the bytes, not imread: it accepts any path name. UNCHANGED keeps 16 bits and alpha
     # and ignores EXIF orientation, which read_image applies itself.
-    array = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    data = (np.frombuffer(source.getbuffer(), dtype=np.uint8) if isinstance(source, io.BytesIO)
+            else np.fromfile(source, dtype=np.uint8))
+    array = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     if array is None:
         raise InputError("OpenCV could not decode this 16-bit image", path=path,
                          hint="re-export it, or save it with 8 bits per channel")
@@ -299,15 +330,40 @@ def write_image(picture: Picture, path: str | os.PathLike, *, quality: int | Non
     return atomic_write(path, lambda temp: _encode(picture, fmt, quality, temp), overwrite=overwrite)
 
 
+def write_image_stream(picture: Picture, stream, *, ext: str = ".png", quality: int | None = None) -> None:
+    """write_image into a binary stream (e.g. stdout's buffer), in the format `ext` names.
+
+    Encoded in memory first, so a failing encoder writes nothing to the stream."""
+    fmt = _format_for(None, ext)
+    quality = _quality_for(fmt, quality)
+    buffer = io.BytesIO()
+    _encode(_fit_to_format(picture, fmt), fmt, quality, buffer)
+    stream.write(buffer.getbuffer())
+    stream.flush()
+
+
+def check_writable_extension(path: str | os.PathLike | None = None, *, ext: str | None = None) -> None:
+    """UsageError unless write_image can write the format that `path`'s extension, or `ext`
+    (e.g. "jpg", ".png"), names: a check to make before any work."""
+    _format_for(None if path is None else Path(path), ext)
+
+
 def _extension_list() -> str:
     return ", ".join(sorted(SUPPORTED_EXTENSIONS))
 
 
-def _format_for(path: Path) -> str:
-    fmt = _FORMAT_BY_EXTENSION.get(path.suffix.lower())
+def _format_for(path: Path | None, ext: str | None = None) -> str:
+    """The format for `path`'s extension, or for `ext` when no path is given."""
+    if path is not None:
+        suffix = path.suffix
+    else:
+        suffix = ext if ext.startswith(".") else f".{ext}"
+    fmt = _FORMAT_BY_EXTENSION.get(suffix.lower())
     if fmt is None:
-        raise UsageError(f"cannot write images with the extension '{path.suffix}'", path=path,
-                         hint=f"use one of {_extension_list()}")
+        what = f"cannot write images with the extension '{suffix}'"
+        if suffix.lower() == ".gif":
+            what += " (GIF is only read, as its first frame)"
+        raise UsageError(what, path=path, hint=f"use one of {_extension_list()}")
     return fmt
 
 
@@ -332,7 +388,7 @@ def _composite_on_white(picture: Picture) -> Picture:
     return picture.replace(rgb=from_float(flat, picture.rgb.dtype), alpha=None)
 
 
-def _encode(picture: Picture, fmt: str, quality: int | None, target: Path) -> None:
+def _encode(picture: Picture, fmt: str, quality: int | None, target: Path | io.BytesIO) -> None:
     if picture.bit_depth == 16 and (picture.alpha is not None or not picture.gray):
         _encode_with_opencv(picture, fmt, target)  # Pillow has no 16-bit colour modes
     else:
@@ -348,7 +404,7 @@ def _luma(rgb: np.ndarray) -> np.ndarray:
     return np.rint(rgb.astype(np.float32) @ _LUMA_WEIGHTS).astype(rgb.dtype)
 
 
-def _encode_with_pillow(picture: Picture, fmt: str, quality: int | None, target: Path) -> None:
+def _encode_with_pillow(picture: Picture, fmt: str, quality: int | None, target: Path | io.BytesIO) -> None:
     gray = _writes_gray(picture, fmt)
     colour = _luma(picture.rgb)[..., None] if gray else picture.rgb  # (H, W, 1 or 3)
     planes = colour if picture.alpha is None else np.dstack([colour, picture.alpha])
@@ -380,7 +436,7 @@ def _matching_icc(icc: bytes | None, gray: bool) -> bytes | None:
     return icc if icc[16:20] == (b"GRAY" if gray else b"RGB ") else None
 
 
-def _encode_with_opencv(picture: Picture, fmt: str, target: Path) -> None:
+def _encode_with_opencv(picture: Picture, fmt: str, target: Path | io.BytesIO) -> None:
     bgr = picture.rgb[..., ::-1]
     planes = bgr if picture.alpha is None else np.dstack([bgr, picture.alpha])  # (H, W, 3 or 4)
     kinds, blobs = _opencv_metadata(picture, fmt)
@@ -389,7 +445,10 @@ def _encode_with_opencv(picture: Picture, fmt: str, target: Path) -> None:
     if not ok:
         raise OutputError(f"OpenCV could not encode this 16-bit {fmt} image",
                           hint="write 8-bit output instead (e.g. .jpg)")
-    target.write_bytes(buffer.tobytes())
+    if isinstance(target, io.BytesIO):
+        target.write(buffer.tobytes())
+    else:
+        target.write_bytes(buffer.tobytes())
 
 
 def _opencv_metadata(picture: Picture, fmt: str) -> tuple[list[int], list[np.ndarray]]:

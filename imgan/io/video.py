@@ -606,6 +606,7 @@ def transform_video(
     keep_audio: bool = True,
     queue_size: int = 8,
     progress: Progress | None = None,
+    strict: bool = False,
 ) -> VideoResult:
     """Write `frame_fn(frame)` for each selected frame of `src` to `dst`, same fps, same frame count.
 
@@ -613,7 +614,9 @@ def transform_video(
     It runs on the calling thread while other threads decode and encode. The source's audio
     for the selected range is kept when `keep_audio` and ffmpeg is available. `progress(done,
     total)` is called after each frame; if the file holds fewer frames than its header says, a
-    last call reports (done, done). Nothing is left at `dst` if anything fails or is interrupted.
+    last call reports (done, done) and the result carries a warning with both numbers (with
+    `strict`, an InputError instead, and no output). Nothing is left at `dst` if anything fails
+    or is interrupted.
     """
     began = time.perf_counter()
     src, dst = Path(src), Path(dst)
@@ -635,6 +638,11 @@ def transform_video(
             )
         except OSError as exc:
             raise _PassedThrough(exc) from None
+        if counts["transformed"] != len(selected):
+            shortfall = _shortfall(info, selected, counts["transformed"])
+            if strict:  # before the rename: no output that looks complete
+                raise InputError(shortfall, path=src, hint="re-encode or re-download the file")
+            notes.append(f"{src}: {shortfall}; wrote the {counts['transformed']} decoded frames")
 
     try:
         output = atomic_write(dst, run_into, overwrite=overwrite)
@@ -650,6 +658,14 @@ def transform_video(
         audio_kept=audio is not None,
         warnings=notes,
     )
+
+
+def _shortfall(info: VideoInfo, selected: range, decoded: int) -> str:
+    if len(selected) == info.frame_count:
+        announced = f"{len(selected)} frames"
+    else:
+        announced = f"{len(selected)} selected frames (of {info.frame_count})"
+    return f"only {decoded} of the {announced} its header announces could be decoded (truncated file?)"
 
 
 def _check_destination(src: Path, dst: Path) -> None:

@@ -4,6 +4,11 @@
 device) *and* ONNX Runtime's CUDA provider actually loads; otherwise the CPU, without the red
 error lines onnxruntime-gpu prints when it merely tries. ``device="cuda"`` that cannot load is a
 :class:`ProviderError`, never a silent CPU run.
+
+Running a model never lets an onnxruntime exception out: a failure becomes an
+:class:`InferenceError` naming the model and the input shapes (the batch adds the file name).
+Models whose inner reflect pads refuse tiny inputs (a 1x1 picture, a 4000x3 strip) get them
+mirror-padded to MIN_MODEL_SIDE on the NumPy side and their outputs cropped back.
 """
 from __future__ import annotations
 
@@ -16,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ProviderError, UsageError, WeightsError
+from ..errors import InferenceError, ProviderError, UsageError, WeightsError
+from .tiling import crop_to_inputs, pad_small_inputs
 
 DEVICES = ("auto", "cpu", "cuda")
 CUDA = "CUDAExecutionProvider"
@@ -71,8 +77,31 @@ class OnnxModel:
         return self.run(*inputs)[0]
 
     def run(self, *inputs: np.ndarray) -> list[np.ndarray]:
+        try:
+            return self._run(inputs)
+        except Exception as exc:  # onnxruntime's own types (InvalidArgument, Fail, ...) derive from Exception
+            padded = pad_small_inputs(inputs)
+            if padded is None:
+                raise self._failure(inputs, exc) from exc  # the cause shows under IMGAN_DEBUG=1
+        try:  # a model that refuses tiny inputs: run it on mirror-padded ones, crop the results back
+            return crop_to_inputs(self._run(padded), np.asarray(inputs[0]), padded[0])
+        except Exception as exc:
+            raise self._failure(inputs, exc) from exc
+
+    def _run(self, inputs) -> list[np.ndarray]:
         feeds = {name: np.ascontiguousarray(x, dtype=np.float32) for name, x in zip(self.input_names, inputs)}
         return self.session.run(None, feeds)
+
+    def _failure(self, inputs, exc: Exception) -> InferenceError:
+        shapes = ", ".join("x".join(map(str, np.shape(x))) for x in inputs)
+        return InferenceError(f"ONNX Runtime failed on an input of shape {shapes}: {_ort_message(exc)}",
+                              path=self.path.name, hint="IMGAN_DEBUG=1 shows the details")
+
+
+def _ort_message(exc: Exception) -> str:
+    """The useful part of an onnxruntime error, on one line (its text repeats codes and node names)."""
+    text = " ".join(str(exc).split())
+    return text.split("Status Message: ", 1)[-1] if "Status Message: " in text else (text or type(exc).__name__)
 
 
 def _session_options(threads: int | None):
@@ -83,7 +112,7 @@ def _session_options(threads: int | None):
     threads = threads or default_threads()
     if threads:
         options.intra_op_num_threads = threads
-    options.log_severity_level = 3  # errors only; we report provider problems ourselves
+    options.log_severity_level = 4  # fatal only: we report provider and run failures ourselves, in one line
     return options
 
 

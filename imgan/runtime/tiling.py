@@ -8,11 +8,18 @@ the context it sees in one untiled pass, so tiled == untiled with no blending an
 The untiled ("canonical") result, which tile >= image size also produces, is defined as:
 reflect-pad the image by `overlap` on every side, reflect-pad bottom/right up to a multiple of
 `multiple`, run the model, crop the (scaled) padding away.
+
+Two guards live here too: tiny inputs (a 1x1 picture, a 4000x3 strip) are mirror-padded on the
+NumPy side up to MIN_MODEL_SIDE before a model that refuses them sees them, and the outputs are
+cropped back (see `pad_small_inputs`); and `output_pixel_limit` refuses, before any computing,
+an output larger than the --max-pixels limit (a x4 upscale multiplies the pixels by 16).
 """
 from __future__ import annotations
 
 import math
-from typing import Callable, NamedTuple
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Callable, Iterator, NamedTuple, Sequence
 
 import numpy as np
 
@@ -26,6 +33,11 @@ MIN_TILE = 16
 _AUTO_TILE_RANGE = (128, 1024)
 _AUTO_TILE_STEP = 32
 _ASSUMED_FEATURES = 64  # feature channels a typical SR/GAN generator keeps alive per pixel
+# Smallest height/width a model input gets when a model refuses a smaller one (reflect pads of
+# a few pixels, several stride-2 layers): a multiple of every usual stride grid (4, 8, 16, 32).
+MIN_MODEL_SIDE = 32
+
+_output_limit: ContextVar[int | None] = ContextVar("imgan_output_pixel_limit", default=None)
 
 
 class _Span(NamedTuple):
@@ -86,12 +98,13 @@ def tiled_apply(model: Model, image: np.ndarray, *, scale: int = 1, tile: int = 
     (see the module docstring) whenever the model's receptive field fits inside `overlap`.
     Every model call gets the same input shape, so ONNX Runtime / cuDNN plan only once.
     """
-    _check_arguments(scale=scale, tile=tile, overlap=overlap, multiple=multiple, batch=batch,
-                     out_channels=out_channels)
-    out_dtype = _check_out_dtype(out_dtype)
-    grayscale = image.ndim == 2
+    grayscale = np.ndim(image) == 2
     pixels = _as_hwc(image)  # (H, W, C)
     height, width, channels = pixels.shape
+    _check_arguments(scale=scale, tile=tile, overlap=overlap, multiple=multiple, batch=batch,
+                     out_channels=out_channels, image_edge=max(height, width))
+    out_dtype = _check_out_dtype(out_dtype)
+    check_output_pixels(height * scale, width * scale)
     unit = _unit_scale(pixels.dtype)
     out_channels = out_channels or channels
 
@@ -126,13 +139,14 @@ def tiled_apply(model: Model, image: np.ndarray, *, scale: int = 1, tile: int = 
     return output
 
 
-def _check_arguments(*, scale, tile, overlap, multiple, batch, out_channels) -> None:
+def _check_arguments(*, scale, tile, overlap, multiple, batch, out_channels, image_edge) -> None:
     def is_int(value) -> bool:
         return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
     if not is_int(scale) or scale < 1:
         raise UsageError(f"scale must be a whole number >= 1, got {scale!r}")
-    if not is_int(tile) or tile < MIN_TILE:
+    # A tile as big as the image is one window, however small the image (a 1x1 picture): fine.
+    if not is_int(tile) or tile < min(MIN_TILE, image_edge):
         raise UsageError(f"tile must be a whole number >= {MIN_TILE}, got {tile!r}",
                          hint="tiles this small are mostly overlap; use 128 or more")
     if not is_int(overlap) or overlap < 0:
@@ -261,3 +275,58 @@ def _store(values: np.ndarray, target: np.ndarray) -> None:
         target[...] = clipped
     else:
         target[...] = np.rint(clipped * float(np.iinfo(target.dtype).max))
+
+
+# ------------------------------------------------------------------------------ output-size guard
+
+@contextmanager
+def output_pixel_limit(max_pixels: int | None) -> Iterator[None]:
+    """While active (in this thread/context), tiled_apply refuses outputs above `max_pixels`."""
+    token = _output_limit.set(max_pixels)
+    try:
+        yield
+    finally:
+        _output_limit.reset(token)
+
+
+def check_output_pixels(height: int, width: int) -> None:
+    """InputError if an output of height x width exceeds the active output_pixel_limit."""
+    limit = _output_limit.get()
+    if limit is not None and height * width > limit:
+        raise InputError(f"the output would be {width}x{height} = {width * height:,} pixels, more than the limit "
+                         f"of {limit:,}", hint="pass --max-pixels N to allow it")
+
+
+# ---------------------------------------------------------------------------------- tiny inputs
+
+def pad_small_inputs(inputs: Sequence[np.ndarray], min_side: int = MIN_MODEL_SIDE) -> list[np.ndarray] | None:
+    """Every (..., H, W) input (4-D or more) mirror-padded at the bottom/right to at least
+    min_side x min_side; None when none needs it. Mirroring repeats the edge (NumPy's
+    'symmetric'), so it works for a 1-pixel side too; crop the results with `crop_to_inputs`."""
+    if not any(_needs_padding(x, min_side) for x in inputs):
+        return None
+    padded = []
+    for x in inputs:
+        x = np.asarray(x)
+        if _needs_padding(x, min_side):
+            widths = [(0, 0)] * (x.ndim - 2) + [(0, max(0, min_side - side)) for side in x.shape[-2:]]
+            x = np.pad(x, widths, mode="symmetric")
+        padded.append(x)
+    return padded
+
+
+def crop_to_inputs(outputs: Sequence[np.ndarray], original: np.ndarray, padded: np.ndarray) -> list[np.ndarray]:
+    """Outputs of a run on `padded` cut back to what `original` (the first input) would give:
+    each (..., H', W') output keeps H' * H / H_padded rows and W' * W / W_padded columns."""
+    (height, width), (padded_h, padded_w) = original.shape[-2:], padded.shape[-2:]
+    cropped = []
+    for y in outputs:
+        y = np.asarray(y)
+        if y.ndim >= 4:
+            y = y[..., : y.shape[-2] * height // padded_h, : y.shape[-1] * width // padded_w]
+        cropped.append(np.ascontiguousarray(y))
+    return cropped
+
+
+def _needs_padding(x: np.ndarray, min_side: int) -> bool:
+    return np.ndim(x) >= 4 and min(np.shape(x)[-2:]) < min_side

@@ -8,6 +8,11 @@ converts internally, because the two common VGG19 weight sets want different inp
 
 Only the layers a weight file actually contains can be asked for; nothing ever falls back to
 random weights, because a perceptual loss on a random network trains silently into garbage.
+
+Weight files are data, never code: every .pth is read with ``torch.load(weights_only=True)``,
+and checked before it is read when its sha256 is known: files named like torch hub downloads
+(``vgg19-<first 8 hex of sha256>.pth``, torchvision's own cache included) must match the hash
+in their name, and the files of ``_KNOWN_NAMES`` their full sha256.
 """
 from __future__ import annotations
 
@@ -53,8 +58,13 @@ _KNOWN_FILES: dict[str, Convention] = {
     # /work/shared/assets/vgg19/vgg19_imagenet_conv1_1-conv3_4.pth: Oxford weights via Keras
     "9666a55ef5dc866e7ea792d4aa8d3f72556b00b236dc1e9407b2e05802391fe5": "caffe",
 }
+# Known files by name: one with this name and another sha256 is corrupt or not what it claims.
+_KNOWN_NAMES: dict[str, str] = {
+    "vgg19_imagenet_conv1_1-conv3_4.pth": "9666a55ef5dc866e7ea792d4aa8d3f72556b00b236dc1e9407b2e05802391fe5",
+}
 # torch hub names its downloads <arch>-<first 8 hex of sha256>.pth, e.g. vgg19-dcbb9e9d.pth
 _TORCH_HUB_NAME = re.compile(r"^vgg19-([0-9a-f]{8})\.pth$")
+TORCHVISION_VGG19_URL = "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"  # VGG19_Weights.IMAGENET1K_V1
 
 _FULL_WEIGHTS_HINT = (
     f"pass full VGG19 weights via --vgg-weights or {WEIGHTS_ENV} "
@@ -94,8 +104,8 @@ def resolve_vgg_weights(path: str | os.PathLike | None = None, *, convention: Co
     file = Path(chosen).expanduser()
     if not file.is_file():
         raise TrainingError("VGG19 weights file not found", path=file, hint=f"check --vgg-weights / {WEIGHTS_ENV}")
+    digest = verified_digest(file)  # before torch reads a byte of it
     state = read_features_state_dict(file)
-    digest = sha256_of(file)
     return VGGWeights(
         name=file.stem,
         file=file,
@@ -103,6 +113,21 @@ def resolve_vgg_weights(path: str | os.PathLike | None = None, *, convention: Co
         available_layers=_available_layers(state),
         sha256=digest,
     )
+
+
+def verified_digest(file: Path, expected: str | None = None) -> str:
+    """The file's sha256, after checking it against what is known of it: `expected`, the full
+    hash of a known file name, or the hash prefix of a torch-hub name. TrainingError on mismatch."""
+    digest = sha256_of(file)
+    hub_name = _TORCH_HUB_NAME.match(file.name)
+    known = expected or _KNOWN_NAMES.get(file.name)
+    if known is not None and digest != known:
+        raise TrainingError(f"sha256 {digest[:16]}… is not the expected {known[:16]}…", path=file,
+                            hint="the file is corrupt or not the one it claims to be; download it again")
+    if hub_name and not digest.startswith(hub_name.group(1)):
+        raise TrainingError(f"sha256 {digest[:16]}… does not start with the {hub_name.group(1)} its name promises",
+                            path=file, hint="a corrupt or tampered download: delete it and download it again")
+    return digest
 
 
 def _file_convention(file: Path, digest: str) -> Convention:
@@ -169,17 +194,34 @@ def _available_layers(state: Mapping[str, Tensor]) -> tuple[str, ...]:
     return tuple(available)
 
 
-def _torchvision_state_dict() -> dict[str, Tensor]:
-    import torchvision
+def torchvision_cache_file() -> Path:
+    """Where torchvision keeps its VGG19 download: $TORCH_HOME/hub/checkpoints/vgg19-dcbb9e9d.pth."""
+    from torch.hub import get_dir
 
-    try:
-        state = torchvision.models.VGG19_Weights.IMAGENET1K_V1.get_state_dict(progress=False)
-    except Exception as exc:  # URLError, OSError, hash mismatch: all mean "no usable weights"
-        raise TrainingError(
-            f"could not download torchvision's VGG19 ImageNet weights: {exc}",
-            hint=f"without internet, set {WEIGHTS_ENV} (or --vgg-weights) to a local VGG19 .pth file",
-        ) from None
-    return {key.removeprefix("features."): value for key, value in state.items() if key.startswith("features.")}
+    return Path(get_dir()) / "checkpoints" / TORCHVISION_VGG19_URL.rsplit("/", 1)[-1]
+
+
+def _torchvision_state_dict() -> dict[str, Tensor]:
+    """torchvision's ImageNet VGG19 features, from its cache or downloaded into it.
+
+    Not through torchvision's own loader, which unpickles the cached file in full and checks no
+    hash: the file must match the hash in its name and is read with weights_only=True."""
+    from torch.hub import download_url_to_file
+
+    file = torchvision_cache_file()
+    if not file.is_file():
+        try:
+            file.parent.mkdir(parents=True, exist_ok=True)
+            # hash_prefix: the download is checked before it is moved into the cache
+            prefix = _TORCH_HUB_NAME.match(file.name).group(1)
+            download_url_to_file(TORCHVISION_VGG19_URL, str(file), hash_prefix=prefix, progress=False)
+        except Exception as exc:  # URLError, OSError, hash mismatch: all mean "no usable weights"
+            raise TrainingError(
+                f"could not download torchvision's VGG19 ImageNet weights: {' '.join(str(exc).split())}",
+                hint=f"without internet, set {WEIGHTS_ENV} (or --vgg-weights) to a local VGG19 .pth file",
+            ) from None
+    verified_digest(file)
+    return read_features_state_dict(file)
 
 
 def vgg_input(rgb01: Tensor, convention: Convention) -> Tensor:
@@ -254,7 +296,11 @@ class VGGFeatures(nn.Module):
         return self.weights.convention
 
     def _load(self, weights: VGGWeights) -> None:
-        state = _torchvision_state_dict() if weights.file is None else read_features_state_dict(weights.file)
+        if weights.file is None:
+            state = _torchvision_state_dict()
+        else:  # checked again: the file may have changed since resolve_vgg_weights hashed it
+            verified_digest(weights.file, weights.sha256)
+            state = read_features_state_dict(weights.file)
         needed = self.body.state_dict().keys()
         absent = sorted(set(needed) - state.keys())
         if absent:

@@ -78,13 +78,14 @@ def test_path_beats_env_beats_torchvision(tmp_path, monkeypatch):
         resolve_vgg_weights(tmp_path / "other.pth", convention="caffe")
 
 
-def test_failed_download_is_an_error_with_a_hint(monkeypatch):
-    import torchvision
+def test_failed_download_is_an_error_with_a_hint(monkeypatch, tmp_path):
+    import torch.hub
 
-    def offline(self, *args, **kwargs):
+    def offline(*args, **kwargs):
         raise OSError("network unreachable")
 
-    monkeypatch.setattr(torchvision.models.VGG19_Weights, "get_state_dict", offline)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # an empty cache: the weights must be downloaded
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
     with pytest.raises(TrainingError) as caught:
         VGGFeatures(["relu1_1"])
     assert "network unreachable" in str(caught.value)
