@@ -34,6 +34,10 @@ def test_paths_run_as_a_batch_with_a_report(tmp_path):
     assert Image.open(tmp_path / "out" / "a.png").size == (16, 16)
     single = imgan.bicubic(source, output=tmp_path / "one.png")
     assert [job.output for job in single.done] == [tmp_path / "one.png"]
+    save_png(tmp_path / "in" / "sub" / "c.png", gradient_image(6, 6))
+    again = imgan.bicubic(str(tmp_path / "in"), output=tmp_path / "out", recursive=True)
+    assert len(again.done) == 1 and len(again.skipped) == 2  # the new file; the others resume
+    assert Image.open(tmp_path / "out" / "sub" / "c.png").size == (12, 12)
 
 
 def test_bad_input_raises_typed_errors():
