@@ -128,8 +128,7 @@ def weights_import(file: Annotated[Path, typer.Argument(help="A community model:
     for note in report.notes:
         stdout.print(f"note: {note}", highlight=False)
     verb = "inpaint IMAGE --mask MASK" if report.task == "inpaint" else "upscale IMAGE"
-    scale = f" --scale {report.scale}" if report.task == "sr" and report.scale != 4 else ""
-    stdout.print(f"use it: imgan {verb} --weights {report.name}{scale}", highlight=False)
+    stdout.print(f"use it: imgan {verb} --weights {report.name}", highlight=False)
 
 
 @weights_app.command("path")
