@@ -15,7 +15,7 @@ TASK = "sr"
 @hookimpl
 def register_tasks(register):
     register(Task(name=TASK, verb="upscale", default_weights=MODEL_WEIGHTS[DEFAULT_MODEL],
-                  summary="Upscale images or videos ×4 (or ×2) with SRResNet (PSNR) or SRGAN (perceptual), "
+                  summary="Upscale images or videos ×4 (or ×2, ×3) with SRResNet (PSNR) or SRGAN (perceptual), "
                           "Ledig et al. 2017; folders resume.",
                   make_transform="imgan_srgan.infer:make_transform", verb_options="imgan_srgan.cli:verb_options",
                   validate="imgan_srgan.spec:validate_options", model="imgan_srgan.model:SPEC",

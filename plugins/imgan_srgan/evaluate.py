@@ -1,6 +1,7 @@
-"""`imgan eval sr`: bicubic and every shipped ×4 model on a folder of HR images, by the
-literature's protocol (see protocol.py): the figures (the CLI renders them), a crop sheet to judge
-sharpness, and the figures of an exported file for its model card.
+"""`imgan eval sr`: bicubic and every shipped model of a scale on a folder of HR images, by the
+literature's protocol (see protocol.py): the figures (PSNR/SSIM, the grid energy on flat areas, with
+--tta each model's self-ensemble too; the CLI renders them), a crop sheet to judge sharpness, and
+the figures of an exported file for its model card.
 
 Runs the ONNX files through the same transform as `imgan upscale` (ONNX Runtime, no torch).
 """
@@ -17,11 +18,12 @@ import numpy as np
 from imgan.cards import card_path_for, update_metrics
 from imgan.errors import UsageError
 from imgan.io.images import Picture
-from imgan.runtime.model_transform import model_transform
 from imgan.weights import Weights, resolve_weights, weights_for_task
 
 from . import TASK
-from .protocol import EvalImage, Quality, bicubic_upscale, load_eval_set, mean_quality, measure
+from .infer import weights_transform
+from .protocol import (GRID_WINDOW, EvalImage, GridEnergy, Quality, bicubic_upscale, flat_residual_power, grid_ratios,
+                       load_eval_set, mean_quality, measure)
 
 PROTOCOL = ("HR cropped to a multiple of the scale; LR = MATLAB-style bicubic imresize (antialiased, "
             "a=-0.5, uint8); PSNR/SSIM on BT.601 Y after shaving `scale` pixels per border")
@@ -31,7 +33,11 @@ REAL_PROTOCOL = ("HR cropped to a multiple of the scale; LR = Real-ESRGAN's seco
 PERCEPTUAL = ("perceptual distance: unlearned LPIPS baseline on VGG19 relu1_2, relu2_2, relu3_4 (features "
               "unit-normalised over channels, squared difference, spatial mean, summed), lower is better; "
               "not LPIPS with learned weights")
+GRID = (f"grid4/grid2: residual power at the 4-/2-pixel periods over that at the neighbouring frequencies, "
+        f"{GRID_WINDOW}-px windows, the flattest quarter of each image (by HR gradient), all images pooled; "
+        "0 dB: no grid")
 BICUBIC = "bicubic"
+TTA_SUFFIX = "+tta"
 SHEET_CROP = 96  # HR pixels of each sheet panel, before enlarging
 SHEET_ZOOM = 2
 
@@ -44,6 +50,7 @@ class MethodResult:
     per_image: dict[str, Quality]
     mean: Quality
     seconds: float
+    grid: GridEnergy
     outputs: list[np.ndarray] = field(default_factory=list, repr=False)
     perceptual: float | None = None  # mean perceptual distance to HR (PERCEPTUAL), when measured
 
@@ -65,7 +72,8 @@ class EvalReport:
             "data": str(self.data), "scale": self.scale, "degrade": self.degrade, "protocol": self.protocol,
             "images": [image.name for image in self.images],
             "methods": {m.name: {"psnr_y": m.mean.psnr_y, "ssim_y": m.mean.ssim_y, "seconds": m.seconds,
-                                 "perceptual": m.perceptual,
+                                 "perceptual": m.perceptual, "grid4_db": m.grid.period4_db,
+                                 "grid2_db": m.grid.period2_db, "grid_windows": m.grid.windows,
                                  "per_image": {name: {"psnr_y": q.psnr_y, "ssim_y": q.ssim_y}
                                                for name, q in m.per_image.items()}}
                         for m in self.methods},
@@ -83,9 +91,15 @@ def add_perceptual_distances(report: EvalReport, vgg_weights: str | None = None)
     return report
 
 
-def model_upscaler(weights: Weights, *, device: str = "auto", threads: int | None = None) -> Upscaler:
-    transform = model_transform(weights, device=device, threads=threads)
+def model_upscaler(weights: Weights, *, device: str = "auto", threads: int | None = None, tta: bool = False) -> Upscaler:
+    transform = weights_transform(weights, device=device, threads=threads, tta=tta)
     return lambda lr: transform(Picture(rgb=lr, alpha=None)).rgb
+
+
+def pooled_grid(outputs: Sequence[np.ndarray], images: Sequence[EvalImage], border: int) -> GridEnergy:
+    """The grid energy of all the images' flat windows together."""
+    found = [flat_residual_power(output, image.hr, border=border) for output, image in zip(outputs, images)]
+    return grid_ratios(sum(power for power, _ in found), sum(count for _, count in found))
 
 
 def evaluate_method(name: str, upscale: Upscaler, images: Sequence[EvalImage], scale: int) -> MethodResult:
@@ -93,7 +107,8 @@ def evaluate_method(name: str, upscale: Upscaler, images: Sequence[EvalImage], s
     outputs = [upscale(image.lr) for image in images]
     seconds = time.perf_counter() - started
     per_image = {image.name: measure(output, image.hr, border=scale) for image, output in zip(images, outputs)}
-    return MethodResult(name, per_image, mean_quality(list(per_image.values())), seconds, outputs)
+    return MethodResult(name, per_image, mean_quality(list(per_image.values())), seconds,
+                        pooled_grid(outputs, images, scale), outputs)
 
 
 def chosen_weights(names: Sequence[str] | None, scale: int) -> list[Weights]:
@@ -109,12 +124,16 @@ def chosen_weights(names: Sequence[str] | None, scale: int) -> list[Weights]:
 
 
 def evaluate_folder(data: str | os.PathLike, weights: Sequence[str] | None = None, *, scale: int = 4,
-                    device: str = "auto", threads: int | None = None, degrade: str = "bicubic") -> EvalReport:
-    """Bicubic and each model on every image of ``data`` by the protocol (LR made as ``degrade`` says)."""
+                    device: str = "auto", threads: int | None = None, degrade: str = "bicubic",
+                    tta: bool = False) -> EvalReport:
+    """Bicubic and each model on every image of ``data`` by the protocol (LR made as ``degrade`` says);
+    with ``tta`` each model also with its self-ensemble (a method named NAME+tta)."""
     images = load_eval_set(data, scale, degrade=degrade)
     methods = [evaluate_method(BICUBIC, lambda lr: bicubic_upscale(lr, scale), images, scale)]
     for entry in chosen_weights(weights, scale):
-        methods.append(evaluate_method(entry.name, model_upscaler(entry, device=device, threads=threads), images, scale))
+        for ensembled in (False, True) if tta else (False,):
+            upscale = model_upscaler(entry, device=device, threads=threads, tta=ensembled)
+            methods.append(evaluate_method(entry.name + (TTA_SUFFIX if ensembled else ""), upscale, images, scale))
     return EvalReport(Path(data), scale, images, methods, degrade)
 
 

@@ -5,8 +5,10 @@ Generator (all convolutions at low resolution except the last two stages):
     conv 9x9 -> PReLU                                   (N, C, h, w)
     B x [conv 3x3 -> (BN) -> PReLU -> conv 3x3 -> (BN)] + skip
     conv 3x3 -> (BN), + the output of the first conv     (global skip)
-    2 x [conv 3x3 to 4C -> PixelShuffle(2) -> PReLU]     (N, C, 4h, 4w)
+    2 x [conv 3x3 to 4C -> PixelShuffle(2) -> PReLU]     (N, C, 4h, 4w)  (upsample "pixelshuffle")
+     or [nearest x2 -> conv 3x3 -> PReLU]                               (upsample "nearest", Real-ESRGAN's)
     conv KxK to RGB                                      (N, 3, 4h, 4w)
+One x2 stage per factor 2: scale 2 has one, scale 4 two.
 The paper's last convolution is 9x9; here K (tail_kernel) defaults to 3 because on a CPU that
 9x9 convolution at full output resolution took 40 % of a training step (oneDNN handles 3 output
 channels poorly), time better spent on more steps; EDSR and ESRGAN end with 3x3 too.
@@ -16,10 +18,25 @@ Input and output are RGB in [0, 1] ("rgb01"); the output is not clipped (inferen
 bicubic_skip is not in the paper: with it the network starts at bicubic quality and only learns
 the missing detail, which in a CPU budget of a few thousand steps is worth well over a dB.
 
-Discriminator: the paper's VGG-style stack of 3x3 convolutions, stride 2 every second layer,
+The sub-pixel convolutions start ICNR-initialised (icnr, Aitken et al. 2017) in new runs: the four
+kernels that PixelShuffle interleaves into one 2x2 output block start equal, so at initialisation
+the stage is a nearest-neighbour upscaling of one convolution and draws no checkerboard (PyTorch's
+default init starts the four phases different). The grid of the shipped srgan-x4 is not that one,
+though (measured, issue 14: L1 training leaves none with either init): it is a fixed pattern of
+about one grey level that the perceptual fine-tune draws through the phases of the sub-pixel
+convolutions, on flat areas too. With "nearest" every layer after the upscaling is a convolution at
+full size, which maps a flat area to a flat result: no fixed pattern can be drawn. 60-step relu2_2
+fine-tunes of one small generator: grid2 +22 dB (pixelshuffle), +15 dB (ICNR), +1 dB (nearest,
+as bicubic). Both keys are left out of a config at their old values, so older checkpoints and cards
+read unchanged; icnr only changes initialisation, so it is not part of the architecture.
+
+Discriminators ("kind"): "vgg", the paper's VGG-style stack of 3x3 convolutions, stride 2 every second layer,
 LeakyReLU(0.2), batch norm after all but the first (left out when spectral norm is used);
 global average pooling instead of the paper's flatten, so it takes any crop size; then
-dense -> LeakyReLU -> dense to one raw logit per image.
+dense -> LeakyReLU -> dense to one raw logit per image. "unet": Real-ESRGAN's U-Net discriminator
+with spectral norm (Wang et al. 2021, UNetDiscriminatorSN): three stride-2 4x4 convolutions down,
+three bilinear x2 + 3x3 convolutions up with skip connections, two more 3x3, then one raw logit
+per pixel (N, 1, H, W), spectral norm on every convolution but the first and the last.
 
 SPEC (the end of the file) is how the core exports, warm-starts and checks the generator: the card's
 running group, the stage's description and licence, and the exported file measured on the run's
@@ -30,7 +47,7 @@ from __future__ import annotations
 import json
 import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -45,6 +62,7 @@ from imgan.train.run import read_eval_log
 from imgan.train.spec import ModelSpec
 
 from . import TASK
+from .spec import DISCRIMINATORS, UPSAMPLERS
 
 
 @dataclass(frozen=True)
@@ -57,14 +75,23 @@ class GeneratorConfig(JsonConfig):
     scale: int = 4  # a power of two: one x2 PixelShuffle stage per factor 2
     tail_kernel: int = 3  # paper: 9 (see the module docstring)
     bicubic_skip: bool = True  # paper: off (see the module docstring)
+    upsample: str = "pixelshuffle"  # or "nearest": nearest x2 then a 3x3 convolution (Real-ESRGAN)
+    icnr: bool = False  # ICNR init of the sub-pixel convolutions; False: PyTorch's, as older runs had
 
     def __post_init__(self) -> None:
+        if self.upsample not in UPSAMPLERS:
+            raise UsageError(f"unknown upsample {self.upsample!r}", hint=f"choose one of {', '.join(UPSAMPLERS)}")
         if self.channels < 1 or self.blocks < 0:
             raise UsageError(f"generator needs channels >= 1 and blocks >= 0, got {self.channels}, {self.blocks}")
         if self.tail_kernel < 1 or self.tail_kernel % 2 == 0:
             raise UsageError(f"tail_kernel must be odd and >= 1, got {self.tail_kernel}")
         if self.scale < 2 or self.scale & (self.scale - 1):
             raise UsageError(f"scale must be a power of two >= 2, got {self.scale}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings, without the keys that still hold the value every older config meant."""
+        return {key: value for key, value in super().to_dict().items()
+                if not (key in LEGACY_VALUES and value == LEGACY_VALUES[key])}
 
     @property
     def upsample_stages(self) -> int:
@@ -74,17 +101,28 @@ class GeneratorConfig(JsonConfig):
         """How far (in input pixels) an output pixel sees beyond its own input pixel.
 
         First 9x9 conv: 4; each residual block: 2 (two 3x3); the trunk's closing 3x3: 1; the
-        upsampling convs: 1 / (resolution at which they run); the last conv at full scale:
-        (tail_kernel // 2) / scale.
+        upsampling convs: 1 / (resolution at which they run: before the x2 for pixelshuffle, after
+        it for nearest); the last conv at full scale: (tail_kernel // 2) / scale.
         """
-        upsampling = sum(1.0 / 2**stage for stage in range(self.upsample_stages))
+        after = 1 if self.upsample == "nearest" else 0
+        upsampling = sum(1.0 / 2 ** (stage + after) for stage in range(self.upsample_stages))
         return 4 + 2 * self.blocks + 1 + upsampling + (self.tail_kernel // 2) / self.scale
+
+
+# What configs written before these keys existed meant: such keys are omitted at these values
+# (GeneratorConfig.to_dict), so an old run resumes and an old card matches exactly.
+LEGACY_VALUES = {"upsample": "pixelshuffle", "icnr": False}
 
 
 @dataclass(frozen=True)
 class DiscriminatorConfig(JsonConfig):
-    channels: int = 64  # width of the first layer; doubles every two layers up to 8x
-    batch_norm: bool = True
+    channels: int = 64  # width of the first layer; vgg: doubles every two layers up to 8x; unet: num_feat
+    batch_norm: bool = True  # vgg only (unet has spectral norm instead)
+    kind: str = "vgg"  # DISCRIMINATORS
+
+    def __post_init__(self) -> None:
+        if self.kind not in DISCRIMINATORS:
+            raise UsageError(f"unknown discriminator {self.kind!r}", hint=f"choose one of {', '.join(DISCRIMINATORS)}")
 
 
 class ResidualBlock(nn.Module):
@@ -109,14 +147,38 @@ class ResidualBlock(nn.Module):
 class UpsampleStage(nn.Module):
     """x2: conv to 4C channels, then PixelShuffle rearranges them into a twice larger map."""
 
-    def __init__(self, channels: int):
+    def __init__(self, channels: int, icnr: bool = False):
         super().__init__()
         self.conv = nn.Conv2d(channels, channels * 4, 3, padding=1)
         self.shuffle = nn.PixelShuffle(2)
         self.act = nn.PReLU(channels)
+        if icnr:
+            icnr_init(self.conv, 2)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.act(self.shuffle(self.conv(x)))  # (N, C, h, w) -> (N, 4C, h, w) -> (N, C, 2h, 2w)
+
+
+class NearestUpsampleStage(nn.Module):
+    """x2: nearest-neighbour upscaling, then a 3x3 conv and PReLU at the larger size (Real-ESRGAN)."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 3, padding=1)
+        self.act = nn.PReLU(channels)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.act(self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest")))  # (N, C, 2h, 2w)
+
+
+def icnr_init(conv: nn.Conv2d, factor: int) -> None:
+    """ICNR (Aitken et al. 2017): the factor² output channels that PixelShuffle(factor) gathers into
+    one block get one kernel and bias, drawn by PyTorch's default init for the smaller conv."""
+    outputs = conv.out_channels // factor**2
+    small = nn.Conv2d(conv.in_channels, outputs, conv.kernel_size, padding=conv.padding)
+    with torch.no_grad():  # PixelShuffle: channel c * factor² + phase -> channel c at that phase
+        conv.weight.copy_(small.weight.repeat_interleave(factor**2, dim=0))
+        conv.bias.copy_(small.bias.repeat_interleave(factor**2, dim=0))
 
 
 def keys_cubic(distance: float, a: float = -0.75) -> float:
@@ -170,7 +232,8 @@ class SRResNet(nn.Module):
             nn.Conv2d(width, width, 3, padding=1),
             nn.BatchNorm2d(width) if config.batch_norm else nn.Identity(),
         )
-        self.upsample = nn.Sequential(*[UpsampleStage(width) for _ in range(config.upsample_stages)])
+        self.upsample = nn.Sequential(*[UpsampleStage(width, config.icnr) if config.upsample == "pixelshuffle"
+                                        else NearestUpsampleStage(width) for _ in range(config.upsample_stages)])
         self.tail = nn.Conv2d(width, 3, config.tail_kernel, padding=config.tail_kernel // 2)
         self.bicubic = BicubicUpsample(config.scale) if config.bicubic_skip else None
         if config.bicubic_skip:
@@ -212,16 +275,55 @@ class Discriminator(nn.Module):
         return self.classifier(pooled)  # (N, 1) raw logits
 
 
+class UNetDiscriminatorSN(nn.Module):
+    """Real-ESRGAN's discriminator (basicsr UNetDiscriminatorSN, skip connections on): (N, 3, H, W) in
+    [0, 1] -> (N, 1, H, W) raw logits, one real/fake judgement per pixel. Any H, W: each upscaling
+    returns to the size of the skip it is added to."""
+
+    def __init__(self, config: DiscriminatorConfig):
+        super().__init__()
+        self.config = config
+        width = config.channels
+        norm = nn.utils.parametrizations.spectral_norm
+        self.conv0 = nn.Conv2d(3, width, 3, 1, 1)
+        self.down = nn.ModuleList([norm(nn.Conv2d(width * 2**i, width * 2 ** (i + 1), 4, 2, 1, bias=False))
+                                   for i in range(3)])  # C -> 2C -> 4C -> 8C, each half the size
+        self.up = nn.ModuleList([norm(nn.Conv2d(width * 2**i, width * 2 ** (i - 1), 3, 1, 1, bias=False))
+                                 for i in (3, 2, 1)])  # 8C -> 4C -> 2C -> C, each twice the size
+        self.extra = nn.ModuleList([norm(nn.Conv2d(width, width, 3, 1, 1, bias=False)) for _ in range(2)])
+        self.last = nn.Conv2d(width, 1, 3, 1, 1)
+
+    def forward(self, image: Tensor) -> Tensor:
+        features = [F.leaky_relu(self.conv0(image), 0.2)]  # (N, C, H, W)
+        for conv in self.down:
+            features.append(F.leaky_relu(conv(features[-1]), 0.2))  # down to (N, 8C, H/8, W/8)
+        x = features.pop()
+        for conv in self.up:
+            skip = features.pop()
+            x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+            x = F.leaky_relu(conv(x), 0.2) + skip
+        for conv in self.extra:
+            x = F.leaky_relu(conv(x), 0.2)
+        return self.last(x)  # (N, 1, H, W)
+
+
+def build_discriminator(config: DiscriminatorConfig) -> nn.Module:
+    return UNetDiscriminatorSN(config) if config.kind == "unet" else Discriminator(config)
+
+
 # ----------------------------------------------------------------------------------- export (SPEC)
 
 EXPORT_SIZES = ((40, 32), (23, 57))  # the traced size, then the parity check's
 LICENCE = "MIT (imgan). Trained on BSDS500 photos (research use)"
 PERCEPTUAL_LICENCE = "; its loss used VGG19 ImageNet weights (CC BY 4.0, VGG authors)"
-DESCRIPTIONS = {
-    "srresnet": "×4 SRResNet trained with an L1 pixel loss: the highest PSNR, smooth textures",
-    "srgan": ("×4 SRGAN: SRResNet fine-tuned with VGG perceptual + adversarial losses: more edge contrast "
-              "and texture, lower PSNR; a short fine-tune, so a faint grid shows in flat areas"),
+DESCRIPTIONS = {  # {scale}: the model's
+    "srresnet": "×{scale} SRResNet trained with an L1 pixel loss: the highest PSNR, smooth textures",
+    "srgan": ("×{scale} SRGAN: SRResNet fine-tuned with VGG perceptual + adversarial losses: more edge contrast "
+              "and texture, lower PSNR"),
 }
+# What a sub-pixel (PixelShuffle) generator's perceptual fine-tune adds (see the module docstring).
+GRID_NOTE = "; its sub-pixel upsampler lets a faint 2-/4-pixel grid show in flat areas"
+REAL_NOTE = ", on Real-ESRGAN's real-world degradations (blur, resize, noise, JPEG): for real photos"
 LEGACY_RECIPE_FILE = "recipe.json"  # what runs of imgan before run.json wrote
 # The edge padding of the bicubic branch exports through a reversed Slice that the exporter cannot
 # constant-fold; it says so three times per export, harmlessly (parity is checked).
@@ -275,7 +377,10 @@ def finish_card(card: ModelCard, context: Mapping[str, Any]) -> ModelCard:
     licence = LICENCE + (PERCEPTUAL_LICENCE if "perceptual" in recipe else "") + "."
     provenance = card.provenance if context["run"] or not run else provenance_of(portable_paths(run),
                                                                                  context["checkpoint"])
-    described = DESCRIPTIONS.get(stage, f"×{card.running.scale} super-resolution")
+    described = DESCRIPTIONS.get(stage, "×{scale} super-resolution").format(scale=card.running.scale)
+    upsample = GeneratorConfig.from_dict(dict(card.model_config["generator"])).upsample
+    described += REAL_NOTE if recipe.get("degrade") == "real" else ""
+    described += GRID_NOTE if stage == "srgan" and upsample == "pixelshuffle" else ""
     return card.replace(description=card.description or described, licence=card.licence or licence,
                         provenance=provenance)
 
@@ -304,5 +409,13 @@ def build_generator(model_config: dict) -> SRResNet:
     return SRResNet(GeneratorConfig.from_dict(model_config["generator"]))
 
 
+def architecture(model_config: Mapping[str, Any]) -> dict[str, Any]:
+    """What two generators must share for one to start from the other: every setting, spelt out,
+    but the initialisation (icnr)."""
+    config = asdict(GeneratorConfig.from_dict(dict(model_config["generator"])))
+    config.pop("icnr")
+    return config
+
+
 SPEC = ModelSpec(build=build_generator, example_inputs=example_inputs, running=running, export_sizes=EXPORT_SIZES,
-                 finish_card=finish_card, after_export=measure_export)
+                 architecture=architecture, finish_card=finish_card, after_export=measure_export)

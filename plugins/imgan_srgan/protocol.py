@@ -7,6 +7,10 @@ antialiasing, symmetric borders, rounded to uint8), which is what published tabl
 the same function. PSNR and SSIM are then taken on the BT.601 Y channel after shaving ``scale``
 pixels from each border.
 
+The grid energy (grid_energy) measures the faint periodic pattern a model can lay over flat areas:
+the power of the residual (result - HR) at the 4- and 2-pixel periods, on the flattest windows of
+HR, relative to the frequencies next to them.
+
 Training makes its LR crops with torch's antialiased bicubic (imgan.train.data.bicubic_downscale),
 the same a = -0.5 kernel; only the border handling differs, and the borders are shaved here.
 """
@@ -35,6 +39,64 @@ class EvalImage:
 class Quality:
     psnr_y: float
     ssim_y: float
+
+
+GRID_WINDOW = 32  # px: 8 periods of 4, 16 of 2; periods 4 and 2 fall exactly on FFT bins
+FLAT_FRACTION = 0.25  # the flattest quarter of an image's windows (by HR gradient) are measured
+
+
+@dataclass(frozen=True)
+class GridEnergy:
+    """10·log10 of the residual's mean power at the grid frequencies over that at their neighbours:
+    0 dB no grid (noise-like residual), +3 dB twice the power, and so on."""
+
+    period4_db: float  # frequencies (a, b)·W/4, a or b odd: patterns that repeat every 4 px only
+    period2_db: float  # (a, b)·W/2 but not (0, 0): every 2 px (a checkerboard, stripes)
+    windows: int  # flat windows measured
+
+
+def flat_residual_power(sr: np.ndarray, hr: np.ndarray, *, border: int, window: int = GRID_WINDOW,
+                        flat_fraction: float = FLAT_FRACTION) -> tuple[np.ndarray, int]:
+    """(window, window) power spectrum of the Y residual sr - hr summed over the flattest windows, and
+    their number. Windows tile the shaved image; each residual has its mean removed (no taper: the
+    grid frequencies are exact bins, and the neighbours share whatever leaks)."""
+    sr_y = shave(rgb_to_y(to_float(sr)), border) * 255.0
+    hr_y = shave(rgb_to_y(to_float(hr)), border) * 255.0
+    rows, cols = hr_y.shape[0] // window, hr_y.shape[1] // window
+    if rows * cols == 0:
+        return np.zeros((window, window)), 0
+    def tiles(y: np.ndarray) -> np.ndarray:  # (rows * cols, window, window)
+        return y[:rows * window, :cols * window].reshape(rows, window, cols, window).swapaxes(1, 2).reshape(
+            -1, window, window)
+
+    hr_tiles, residual = tiles(hr_y), tiles(sr_y - hr_y)
+    gradient = np.abs(np.diff(hr_tiles, axis=1)).mean(axis=(1, 2)) + np.abs(np.diff(hr_tiles, axis=2)).mean(axis=(1, 2))
+    flat = np.argsort(gradient, kind="stable")[:max(1, int(round(flat_fraction * len(gradient))))]
+    chosen = residual[flat] - residual[flat].mean(axis=(1, 2), keepdims=True)
+    return (np.abs(np.fft.fft2(chosen)) ** 2).sum(axis=0), len(flat)
+
+
+def grid_ratios(power: np.ndarray, windows: int) -> GridEnergy:
+    """GridEnergy of a summed (W, W) residual power spectrum (W a multiple of 4)."""
+    size = power.shape[0]
+    quarter = size // 4
+    period4 = [(a * quarter, b * quarter) for a in range(4) for b in range(4) if a % 2 or b % 2]
+    period2 = [(a * quarter, b * quarter) for a in (0, 2) for b in (0, 2) if a or b]
+    grid = set(period4) | set(period2) | {(0, 0)}
+
+    def ratio_db(bins: list[tuple[int, int]]) -> float:
+        near = {((y + dy) % size, (x + dx) % size) for y, x in bins for dy in (-1, 0, 1) for dx in (-1, 0, 1)} - grid
+        at = np.mean([power[b] for b in bins])
+        around = np.mean([power[b] for b in near])
+        return float(10.0 * np.log10(max(at, 1e-12) / max(around, 1e-12)))
+
+    return GridEnergy(period4_db=ratio_db(period4), period2_db=ratio_db(period2), windows=windows)
+
+
+def grid_energy(sr: np.ndarray, hr: np.ndarray, *, border: int = 4, window: int = GRID_WINDOW,
+                flat_fraction: float = FLAT_FRACTION) -> GridEnergy:
+    """The 4- and 2-pixel grid in ``sr`` (H, W, 3 uint8) on HR's flat areas (see GridEnergy)."""
+    return grid_ratios(*flat_residual_power(sr, hr, border=border, window=window, flat_fraction=flat_fraction))
 
 
 def cubic(x: np.ndarray) -> np.ndarray:

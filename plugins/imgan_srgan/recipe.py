@@ -1,4 +1,4 @@
-"""Training of the ×4 models (imports torch; never reached from inference).
+"""Training of the ×4 (and ×2) models (imports torch; never reached from inference).
 
 Two stages, as in Ledig et al. 2017:
   srresnet  the PSNR model: L1 pixel loss only.
@@ -7,7 +7,12 @@ Two stages, as in Ledig et al. 2017:
             weights) + 1e-3 adversarial + the pixel loss. relu3_4 can be added
             (--perceptual-layers relu2_2,relu3_4) but, measured over 40-step fine-tunes, it drew a
             4-pixel grid (its features sit behind two stride-2 poolings) that a run of a few
-            hundred steps does not outgrow; relu2_2 alone added texture without it.
+            hundred steps does not outgrow; relu2_2 alone added texture without it. With the
+            sub-pixel upsampler relu2_2 still draws a fixed 2-pixel pattern in flat areas (the
+            shipped srgan-x4's grid: +11 dB at the 2-px period on Set5; the adversarial term adds
+            nothing measurable); a generator with --upsample nearest cannot (model.py).
+            The critic: SRGAN's VGG-style one (one logit per image), or with --degrade real by
+            default Real-ESRGAN's U-Net with spectral norm (one logit per pixel).
 Data: random HR crops (flips, 90° rotations) of an image folder; LR made on the fly by
 antialiased bicubic downscaling, rounded to 8 bits like the LR images of the evaluation.
 The run's description (SRRecipe.describe) goes to RUN_DIR/run.json through fit; with --eval-data,
@@ -29,12 +34,12 @@ from imgan.train.checkpoint import LATEST_NAME, generator_from_checkpoint
 from imgan.train.data import ImageFolderCrops, bicubic_downscale
 from imgan.train.loop import Recipe, RunResult, TrainConfig, fit
 from imgan.train.losses import PerceptualLoss, pixel_loss
-from imgan.train.run import append_eval, default_run_dir, read_eval_log
+from imgan.train.run import append_eval, default_run_dir, read_eval_log, read_run
 from imgan.train.vgg import VGGFeatures, VGGWeights, resolve_vgg_weights
 
 from . import TASK
 from .degrade import degrade as real_world_degradation
-from .model import SPEC, Discriminator, DiscriminatorConfig, GeneratorConfig
+from .model import SPEC, DiscriminatorConfig, GeneratorConfig, build_discriminator
 from .protocol import EvalImage, Quality, load_eval_set, mean_quality, measure
 from .spec import TrainSettings
 
@@ -116,6 +121,7 @@ class SRRecipe(Recipe):
     stage: str = "srresnet"
     eval_data: Path | None = None  # measured at every checkpoint (CheckpointEvaluator), recorded here
     degrade: str = "bicubic"  # how LR crops are made: spec.DEGRADATIONS
+    channels_last: bool = False  # NHWC networks: faster convolutions on recent GPUs (and oneDNN)
     task: str = TASK
     model_spec = SPEC  # a class attribute, not a field: fit builds (and warm-starts) the generator with it
 
@@ -133,8 +139,14 @@ class SRRecipe(Recipe):
     def scale(self) -> int:
         return self.generator_config.scale
 
+    def build_generator(self) -> nn.Module:
+        return self._memory_format(SPEC.build(self.model_config))
+
     def build_discriminator(self) -> nn.Module | None:
-        return Discriminator(self.discriminator_config) if self.adversarial_weight > 0 else None
+        return self._memory_format(build_discriminator(self.discriminator_config)) if self.adversarial_weight > 0 else None
+
+    def _memory_format(self, module: nn.Module) -> nn.Module:
+        return module.to(memory_format=torch.channels_last) if self.channels_last else module
 
     def make_dataset(self) -> SRPairs:
         if self._dataset is None:
@@ -255,26 +267,45 @@ class CheckpointEvaluator:
 # ----------------------------------------------------------------------------------- the train command
 
 
-def default_init_from(stage: str) -> Path | None:
-    """Where a new run of ``stage`` starts when no --init-from is given: srgan from the srresnet run."""
-    if stage != "srgan":
+def default_init_from(settings: TrainSettings) -> Path | None:
+    """Where a new run starts when no --init-from is given: srgan from the srresnet run of its scale."""
+    if settings.stage != "srgan":
         return None
-    start = default_run_dir(TASK, "srresnet") / LATEST_NAME
+    start = default_run_dir(TASK, TrainSettings(stage="srresnet", scale=settings.scale).run_name) / LATEST_NAME
     if not start.is_file():
         raise UsageError("srgan starts from a trained srresnet", path=start,
                          hint="train `--stage srresnet` first, or pass --init-from CHECKPOINT")
     return start
 
 
+def initial_choices(settings: TrainSettings, run_dir: Path, init_from: Path | None) -> tuple[bool, DiscriminatorConfig]:
+    """(icnr, the critic) for the run, where the command leaves them open: ICNR for a sub-pixel run
+    from scratch (a warm start's weights come from its start); a resumed run keeps what its run.json
+    recorded (older runs: no icnr, vgg)."""
+    recorded = (read_run(run_dir).get("recipe") or {}) if settings.resume else {}
+    icnr = settings.icnr
+    if icnr is None:
+        icnr = (bool(recorded.get("generator", {}).get("icnr", False)) if settings.resume
+                else init_from is None and settings.upsample == "pixelshuffle")
+    critic = recorded.get("discriminator") if settings.discriminator is None and settings.d_channels is None else None
+    if critic:
+        return icnr, DiscriminatorConfig.from_dict(critic)
+    kind = settings.discriminator_kind()
+    return icnr, DiscriminatorConfig(channels=settings.discriminator_channels(), kind=kind,
+                                     batch_norm=kind == "vgg" and not settings.spectral_norm)
+
+
 def train_sr(settings: TrainSettings, *, progress: bool = True) -> RunResult:
     """Build the recipe for the settings' stage and train it through imgan.train.loop.fit; returns its RunResult."""
-    run_dir = settings.run_dir or default_run_dir(TASK, settings.stage)
-    init_from = None if settings.resume else (settings.init_from or default_init_from(settings.stage))
+    run_dir = settings.run_dir or default_run_dir(TASK, settings.run_name)
+    init_from = None if settings.resume else (settings.init_from or default_init_from(settings))
+    icnr, critic = initial_choices(settings, run_dir, init_from)
     recipe = SRRecipe(
         data=settings.data,
         generator_config=GeneratorConfig(channels=settings.channels, blocks=settings.blocks,
-                                         batch_norm=settings.batch_norm, tail_kernel=settings.tail_kernel),
-        discriminator_config=DiscriminatorConfig(channels=settings.d_channels, batch_norm=not settings.spectral_norm),
+                                         batch_norm=settings.batch_norm, tail_kernel=settings.tail_kernel,
+                                         scale=settings.scale, upsample=settings.upsample, icnr=icnr),
+        discriminator_config=critic,
         crop=settings.setting("crop"),
         pixel_weight=settings.setting("pixel_weight"),
         perceptual_weight=settings.setting("perceptual_weight"),
@@ -284,12 +315,15 @@ def train_sr(settings: TrainSettings, *, progress: bool = True) -> RunResult:
         stage=settings.stage,
         eval_data=settings.eval_data,
         degrade=settings.degrade,
+        channels_last=settings.channels_last,
     )
     learning_rate, every = settings.setting("lr"), settings.setting("checkpoint_every")
     config = TrainConfig(
         run_dir=run_dir, steps=settings.setting("steps"), batch_size=settings.setting("batch_size"),
         lr_g=learning_rate, lr_d=learning_rate, betas=(0.9, 0.999), adversarial="vanilla",
-        spectral_norm=settings.spectral_norm, ema_decay=0.999, lr_schedule=settings.setting("lr_schedule"),
+        # The U-Net applies its own spectral norm (not on its first and last convolutions).
+        spectral_norm=critic.kind == "vgg" and not critic.batch_norm, amp=settings.amp,
+        ema_decay=0.999, lr_schedule=settings.setting("lr_schedule"),
         warmup_steps=settings.setting("warmup_steps"), checkpoint_every=every, sample_every=every, log_every=10,
         seed=settings.seed, workers=settings.workers, device=settings.device, threads=settings.threads,
         init_from=None if init_from is None else str(init_from),

@@ -1,5 +1,5 @@
-"""Task constants of sr: the two models, the scales, the training stages and their defaults, and the
-checks of `imgan upscale`'s and `imgan train sr`'s settings. No typer, no torch."""
+"""Task constants of sr: the two models, the scales, the training stages and their defaults, the
+architecture choices, and the checks of `imgan upscale`'s and `imgan train sr`'s settings. No typer, no torch."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -8,16 +8,28 @@ from typing import Any
 
 from imgan.errors import UsageError
 
-MODEL_WEIGHTS = {"srgan": "srgan-x4", "srresnet": "srresnet-x4"}
+def weights_name(model: str, scale: int) -> str:
+    """The catalogue name of ``model``'s weights trained for ``scale``: srresnet-x4, srresnet-x2..."""
+    return f"{model}-x{scale}"
+
+
+MODEL_WEIGHTS = {model: weights_name(model, 4) for model in ("srgan", "srresnet")}
 # The PSNR model by default: the shipped srgan-x4 (a 300-step CPU fine-tune) adds edge contrast
-# and texture but also a faint 4-pixel grid in flat areas, which a default must not put on
-# people's photos; `--model srgan` is there for those who prefer texture.
+# and texture but also a faint 2-/4-pixel grid in flat areas (`imgan eval sr` on Set5: +11 dB at
+# the 2-px period, +4 dB at the 4-px one; srresnet-x4 +1.5 / +0.6, as bicubic), which a default
+# must not put on people's photos; `--model srgan` is there for those who prefer texture.
 DEFAULT_MODEL = "srresnet"
-SCALES = (4, 2)
+SCALES = (4, 2, 3)  # `imgan upscale --scale`: ×3 (and ×2 without ×2 weights) reduce the ×4 result
+DEFAULT_SCALE = 4  # of the models' default weights
+TRAIN_SCALES = (4, 2)  # a generator has one x2 upsampling stage per factor 2
 STAGES = ("srresnet", "srgan")
+UPSAMPLERS = ("pixelshuffle", "nearest")  # the generator's x2 stages (model.py)
+DISCRIMINATORS = ("vgg", "unet")  # SRGAN's VGG-style critic, Real-ESRGAN's U-Net with spectral norm
 # How training and evaluation make LR images: the literature's clean bicubic downscale, or
 # Real-ESRGAN's second-order model of real photos (blur, resize, noise, JPEG; degrade.py).
 DEGRADATIONS = ("bicubic", "real")
+
+D_CHANNELS = {"vgg": 32, "unet": 64}  # first-layer widths by default (SRGAN's paper: 64; Real-ESRGAN: 64)
 
 # Settings that differ by stage; every one can be overridden on the command line.
 STAGE_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -32,11 +44,13 @@ STAGE_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
-def check_options(model: str, scale: int) -> None:
+def check_options(model: str, scale: int | None) -> None:
+    """``scale`` None: the weights' own."""
     if model not in MODEL_WEIGHTS:
         raise UsageError(f"unknown --model {model!r}", hint=f"choose one of {', '.join(MODEL_WEIGHTS)}")
-    if scale not in SCALES:
-        raise UsageError(f"--scale {scale} is not offered", hint="use 4, or 2 (the ×4 result downscaled)")
+    if scale is not None and scale not in SCALES:
+        raise UsageError(f"--scale {scale} is not offered",
+                         hint="use 4, 2 (×2 weights, else the ×4 result downscaled) or 3 (the ×4 result downscaled)")
 
 
 def check_degradation(degrade: str) -> None:
@@ -55,6 +69,7 @@ class TrainSettings:
 
     stage: str = "srresnet"
     data: Path = Path("photos")
+    scale: int = 4
     run_dir: Path | None = None
     steps: int | None = None
     batch_size: int | None = None
@@ -64,18 +79,23 @@ class TrainSettings:
     blocks: int = 8
     batch_norm: bool = False
     tail_kernel: int = 3
+    upsample: str = "pixelshuffle"
+    icnr: bool | None = None  # None: on for a new run; a resumed run keeps its own (init only)
     init_from: Path | None = None
     vgg_weights: str | None = None
     perceptual_layers: str | None = None  # comma-separated VGG19 layer names
     pixel_weight: float | None = None
     perceptual_weight: float | None = None
     adversarial_weight: float | None = None
-    d_channels: int = 32
+    discriminator: str | None = None  # None: unet for --degrade real, else vgg (a resumed run keeps its own)
+    d_channels: int | None = None  # None: vgg 32, unet 64
     spectral_norm: bool = False
     degrade: str = "bicubic"
     eval_data: Path | None = None
     checkpoint_every: int | None = None
     threads: int | None = None
+    amp: bool = False
+    channels_last: bool = False
     workers: int = 0
     seed: int = 0
     resume: bool = False
@@ -85,6 +105,22 @@ class TrainSettings:
         if self.stage not in STAGES:
             raise UsageError(f"unknown stage {self.stage!r}", hint=f"choose one of {', '.join(STAGES)}")
         check_degradation(self.degrade)
+        for name, value, allowed in (("--scale", self.scale, TRAIN_SCALES), ("--upsample", self.upsample, UPSAMPLERS),
+                                     ("--discriminator", self.discriminator, DISCRIMINATORS + (None,))):
+            if value not in allowed:
+                raise UsageError(f"unknown {name} {value!r}",
+                                 hint=f"choose one of {', '.join(str(a) for a in allowed if a is not None)}")
+
+    @property
+    def run_name(self) -> str:
+        """The default run folder's name: the stage, with the scale when it is not 4."""
+        return self.stage if self.scale == 4 else f"{self.stage}-x{self.scale}"
+
+    def discriminator_kind(self) -> str:
+        return self.discriminator or ("unet" if self.degrade == "real" else "vgg")
+
+    def discriminator_channels(self) -> int:
+        return self.d_channels or D_CHANNELS[self.discriminator_kind()]
 
     def setting(self, name: str) -> Any:
         """The value given for ``name``, else the stage's default."""

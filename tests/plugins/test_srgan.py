@@ -152,8 +152,9 @@ def test_options_are_checked():
     check_options("srresnet", 2)
     with pytest.raises(UsageError, match="--model"):
         check_options("esrgan", 4)
+    check_options("srgan", 3)  # the ×4 result reduced by area averaging (issue 14)
     with pytest.raises(UsageError, match="--scale"):
-        check_options("srgan", 3)
+        check_options("srgan", 5)
 
 
 def test_upscale_keeps_alpha_and_16_bits_and_offers_x2(exported_tiny, tmp_path):
