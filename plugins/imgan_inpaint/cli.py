@@ -26,6 +26,9 @@ def verb_options(
              "transparent pixels.")] = None,
     box: Annotated[Optional[list[str]], typer.Option(
         "--box", help="Fill the box x,y,w,h (pixels from the top-left; repeatable; adds to --mask).")] = None,
+    mask_from_color: Annotated[Optional[str], typer.Option(
+        "--mask-from-color", help="Fill the pixels painted in this colour, e.g. '#ff00ff' (paint the area to remove "
+                                  "in any editor; adds to --mask/--box).")] = None,
     dilate: Annotated[int, typer.Option("--dilate", min=0, help="Grow the mask by N pixels.")] = 0,
     resize_mask: Annotated[bool, typer.Option(
         "--resize-mask", help="Stretch a mask of another size to each image (else a size mismatch is an error).")] = False,

@@ -46,7 +46,8 @@ from imgan.runtime.model_transform import run_model
 from imgan.runtime.tiling import MIN_TILE
 
 from . import TASK
-from .spec import MAX_HOLE_RADIUS, PAD_MULTIPLE, TILE_OVERLAP, WORKING_SIZE, Box, parse_box
+from .spec import (COLOR_TOLERANCE, MAX_HOLE_RADIUS, PAD_MULTIPLE, TILE_OVERLAP, WORKING_SIZE, Box, parse_box,
+                   parse_color)
 
 Model = Callable[[np.ndarray, np.ndarray], np.ndarray]  # image (N,3,h,w), mask (N,1,h,w) -> (N,3,h,w)
 
@@ -124,7 +125,9 @@ class MaskSource:
     """Builds each picture's hole from the user's mask options (see the module docstring)."""
 
     def __init__(self, mask: str | os.PathLike | None = None, boxes: Sequence[Box | str] = (), *, dilate: int = 0,
-                 resize: bool = False):
+                 resize: bool = False, color: str | None = None, color_tolerance: int = COLOR_TOLERANCE):
+        self.color = parse_color(color) if color is not None else None
+        self.color_tolerance = color_tolerance
         self.path = Path(mask) if mask is not None else None
         if self.path is not None and not self.path.exists():
             raise InputError("mask file or folder not found", path=self.path, hint="check the --mask path")
@@ -137,7 +140,7 @@ class MaskSource:
 
     @property
     def uses_alpha(self) -> bool:
-        return self.path is None and not self.boxes
+        return self.path is None and not self.boxes and self.color is None
 
     def hole_for(self, picture: Picture) -> np.ndarray:
         """Bool (H, W) of the pixels to fill in this picture."""
@@ -155,6 +158,8 @@ class MaskSource:
                                  source=picture.source)
             if self.boxes:
                 hole |= boxes_hole(self.boxes, height, width, source=picture.source)
+            if self.color is not None:
+                hole |= painted_hole(picture, self.color, self.color_tolerance)
         return dilate_hole(hole, self.dilate)
 
     def _mask_path_for(self, picture: Picture) -> Path:
@@ -326,11 +331,22 @@ def inpaint_transform(inpainter: Inpainter, masks: MaskSource) -> Callable[..., 
     return transform
 
 
+def painted_hole(picture: Picture, color: tuple[int, int, int], tolerance: int) -> np.ndarray:
+    """The pixels painted in ``color`` (each channel within ``tolerance`` of it, in 8-bit levels).
+    A JPEG smears a painted edge: --dilate grows the hole over it."""
+    rgb = picture.rgb.astype(np.int32) // (257 if picture.rgb.dtype == np.uint16 else 1)  # (H, W, 3) 8-bit levels
+    hole = np.all(np.abs(rgb - np.array(color, dtype=np.int32)) <= tolerance, axis=2)
+    if not hole.any():
+        raise InputError(f"no pixel has the colour #{''.join(f'{c:02x}' for c in color)} (±{tolerance})",
+                         path=picture.source, hint="paint the area to remove in exactly that colour, or pass --mask/--box")
+    return hole
+
+
 def make_transform(*, weights=None, device="auto", threads=None, tile=None, mask=None, box=None, dilate=0,
-                   resize_mask=False):
+                   resize_mask=False, mask_from_color=None):
     """`imgan inpaint`: fill each picture's hole (see the module docstring); `tile` is the tile edge."""
     from imgan.weights import resolve_weights
 
-    masks = MaskSource(mask, box or (), dilate=dilate, resize=resize_mask)
+    masks = MaskSource(mask, box or (), dilate=dilate, resize=resize_mask, color=mask_from_color)
     inpainter = inpainter_for_weights(resolve_weights(TASK, weights), device=device, threads=threads, tile=tile)
     return inpaint_transform(inpainter, masks)

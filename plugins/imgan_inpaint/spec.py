@@ -34,5 +34,23 @@ def parse_box(text: str | Sequence[int]) -> Box:
 
 def validate_options(options: dict) -> None:
     """The verb's own options, checked before any file is read (UsageError)."""
+    if options.get("mask_from_color") is not None:
+        parse_color(options["mask_from_color"])
     for text in options.get("box") or ():
         parse_box(text)
+
+
+COLOR_TOLERANCE = 24  # 8-bit levels per channel around --mask-from-color (JPEG moves a flat colour a little)
+
+
+def parse_color(text: str) -> tuple[int, int, int]:
+    """'#ff00ff', 'ff00ff' or 'f0f' -> (255, 0, 255); UsageError otherwise."""
+    digits = text.strip().lstrip("#")
+    if len(digits) == 3:
+        digits = "".join(2 * digit for digit in digits)
+    try:
+        if len(digits) != 6:
+            raise ValueError
+        return tuple(int(digits[index:index + 2], 16) for index in (0, 2, 4))
+    except ValueError:
+        raise UsageError(f"--mask-from-color {text!r} is not a colour", hint="give it as #rrggbb, e.g. '#ff00ff'") from None

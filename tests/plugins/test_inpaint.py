@@ -512,3 +512,24 @@ def test_inference_modules_do_not_import_torch():
     code = ("import sys; import imgan_inpaint.infer, imgan_inpaint.evaluate, imgan_inpaint.masks, "
             "imgan_inpaint.spec, imgan_inpaint.cli; print('torch' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+
+
+def test_mask_from_color_fills_the_painted_pixels(tmp_path):
+    from imgan_inpaint.infer import MaskSource
+    from imgan_inpaint.spec import parse_color
+
+    from PIL import Image
+
+    rgb = np.full((20, 30, 3), 90, np.uint8)
+    rgb[5:9, 10:16] = (250, 3, 252)  # painted magenta, off by a few levels as a JPEG leaves it
+    hole = MaskSource(color="#ff00ff").hole_for(Picture(rgb=rgb, alpha=None))
+    assert hole.sum() == 24 and hole[5:9, 10:16].all()
+    assert parse_color("f0f") == (255, 0, 255)
+    with pytest.raises(UsageError, match="not a colour"):
+        parse_color("#12345")
+    with pytest.raises(InputError, match="no pixel has the colour #00ff00"):
+        MaskSource(color="#00ff00").hole_for(Picture(rgb=rgb, alpha=None))
+    out = run_cli("inpaint", save_png(tmp_path / "p.png", rgb), "--mask-from-color", "#ff00ff", "-o", tmp_path / "o.png")
+    assert out.returncode == 0, out.stderr
+    filled = np.asarray(Image.open(tmp_path / "o.png"))
+    assert not np.any(np.all(filled == (250, 3, 252), axis=2)) and np.array_equal(filled[12:], rgb[12:])
