@@ -67,6 +67,12 @@ _COMMON = {
     "no_audio": (bool, typer.Option("--no-audio", help="Video: drop the audio track.")),
     "strict": (bool, typer.Option("--strict", help="Video: a file that decodes fewer frames than its header says fails (default: a warning).")),
     "json": (bool, typer.Option("--json", help="Print one JSON document (done, skipped, failed with reasons, seconds) instead of lines.")),
+    # The engine (imgan.engines): these five go to imgan.api.run as they are named here.
+    "engine": (str, typer.Option("--engine", metavar="local|ray", rich_help_panel="Engine", help="local: this process; ray: the images spread over a Ray cluster's workers (pip install 'imgan\\[ray]'). Videos run locally.")),
+    "ray_address": (Optional[str], typer.Option("--ray-address", rich_help_panel="Engine", help="Ray: the cluster, auto (the one `ray start` joined on this machine) or HOST:PORT. Default: a local Ray for this run.")),
+    "workers": (Optional[int], typer.Option("--workers", min=1, rich_help_panel="Engine", help="Ray: workers, each with its own model session of --threads threads (default 1). Default: the cluster's CPUs / threads, or GPUs / --gpus-per-worker.")),
+    "gpus_per_worker": (Optional[float], typer.Option("--gpus-per-worker", min=0.01, rich_help_panel="Engine", help="Ray: the GPU share each worker reserves (0.5: two workers per GPU).")),
+    "batch_size": (Optional[int], typer.Option("--batch-size", min=1, rich_help_panel="Engine", help="Ray: images per worker call (default 4).")),
 }
 
 
@@ -76,7 +82,8 @@ def _common_defaults() -> dict[str, Any]:
     return {"inputs": inspect.Parameter.empty, "output": None, "overwrite": False, "recursive": False, "ext": None,
             "quality": None, "weights": None, "device": "auto", "threads": None, "tile": None,
             "max_pixels": DEFAULT_MAX_PIXELS, "start": None, "end": None, "max_frames": None, "no_audio": False,
-            "strict": False, "json": False}
+            "strict": False, "json": False, "engine": "local", "ray_address": None, "workers": None,
+            "gpus_per_worker": None, "batch_size": None}
 
 
 def _parameters(names_and_defaults: dict[str, Any], specs: dict[str, tuple]) -> list[inspect.Parameter]:
@@ -107,6 +114,7 @@ def add_image_command(app: typer.Typer, verb: str, *, task: str, help: str,
 
     def command(**values: Any) -> None:
         from .api import run
+        from .engines import ENGINE_KEYWORDS
         from .pipeline import RunOptions
 
         task_options = {name: values.pop(name) for name in extra_names}
@@ -118,7 +126,8 @@ def add_image_command(app: typer.Typer, verb: str, *, task: str, help: str,
                                  keep_audio=not values["no_audio"], strict=values["strict"])
         with RichProgress() as progress:
             report = run(task, values["inputs"], options=run_options, progress=progress, weights=values["weights"],
-                         device=values["device"], threads=values["threads"], tile=values["tile"], **task_options)
+                         device=values["device"], threads=values["threads"], tile=values["tile"], **task_options,
+                         **{name: values[name] for name in ENGINE_KEYWORDS})
         render_report(report, json=values["json"])
 
     command.__signature__ = inspect.Signature(common[:1] + extra + common[1:])
