@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH_PINS)
-	$(PY) -m pip install -q -e '.[train,test]'
+	$(PY) -m pip install -q -e '.[train,test,ray]'
 	@# Bytecode now, as a wheel install does: with PYTHONDONTWRITEBYTECODE set, every start would compile.
 	$(PY) -m compileall -q imgan plugins > /dev/null
 	touch $@
