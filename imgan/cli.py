@@ -226,6 +226,15 @@ def _keep_only(app: typer.Typer, name: str) -> None:
     app.registered_groups = [g for g in app.registered_groups if g.name == name]
 
 
+def _hide_flag_metavars(command) -> None:
+    """On/off flags take no value: click would still print a `<bool>` metavar beside them in --help."""
+    for param in command.params:  # duck-typed: typer ships its own copy of click's classes
+        if getattr(param, "is_flag", False):
+            param.metavar = ""
+    for child in getattr(command, "commands", {}).values():
+        _hide_flag_metavars(child)
+
+
 def main(argv: list[str] | None = None) -> None:
     import os
 
@@ -238,7 +247,9 @@ def main(argv: list[str] | None = None) -> None:
         app = build_app(only=invoked or None, task_named=task_named)
         if invoked is not None:
             _keep_only(app, invoked)
-        app(args=argv, prog_name="imgan", standalone_mode=True)
+        command = typer.main.get_command(app)
+        _hide_flag_metavars(command)
+        command.main(args=argv, prog_name="imgan", standalone_mode=True)
     except ImganError as exc:
         if os.environ.get("IMGAN_DEBUG") == "1":
             raise

@@ -56,10 +56,11 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as error:
+        # torch's own text here is a long FAQ about weights_only: say what it means for this file
         raise TrainingError(
-            f"cannot read checkpoint: {str(error).splitlines()[0]}",
+            "cannot read checkpoint: it is not a training checkpoint of plain tensors",
             path=path,
-            hint="the file is truncated, not a torch checkpoint, or stores pickled classes",
+            hint="give a run's latest.pt or step_*.pt; the file is truncated, of another kind, or stores pickled classes",
         ) from error
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         found = state.get("format") if isinstance(state, dict) else type(state).__name__

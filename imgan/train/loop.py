@@ -54,7 +54,7 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset, default_collate
 
 from imgan.config import JsonConfig
-from imgan.errors import OutputError, TrainingError, UsageError
+from imgan.errors import OutputError, ProviderError, TrainingError, UsageError
 from imgan.train.checkpoint import (
     CHECKPOINT_FORMAT,
     LATEST_NAME,
@@ -892,7 +892,7 @@ def _pick_device(name: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError("device cuda requested but CUDA is not available", hint="use device cpu or auto")
+        raise ProviderError("--device cuda was asked for but torch finds no CUDA GPU", hint="use --device cpu or auto")
     return device
 
 
