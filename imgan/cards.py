@@ -216,7 +216,11 @@ def portable_paths(value: Any) -> Any:
     if isinstance(value, str) and " /" in value:  # a command line
         import shlex
 
-        return shlex.join(portable_path(word) if word.startswith("/") else word for word in shlex.split(value))
+        try:
+            words = shlex.split(value)
+        except ValueError:  # prose with an apostrophe, not a command line
+            return value
+        return shlex.join(portable_path(word) if word.startswith("/") else word for word in words)
     return value
 
 

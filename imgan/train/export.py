@@ -258,8 +258,9 @@ def export_checkpoint(task: str, checkpoint: str | os.PathLike, output: str | os
 
 def provenance_of(run: Mapping[str, Any], meta: Mapping[str, Any]) -> "Provenance":
     """Steps and seconds include those of the weights the run started from (init_from)."""
-    from ..cards import Provenance
+    from ..cards import Provenance, portable_paths
 
+    run = portable_paths(dict(run))  # run.json holds this machine's command lines; a card travels
     start = run.get("init_from") or {}
     train_config = dict(run.get("train_config") or meta.get("train_config") or {})
     train_config.pop("run_dir", None)

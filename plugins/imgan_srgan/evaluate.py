@@ -144,7 +144,7 @@ def measure_weights_file(path: str | os.PathLike, data: str | os.PathLike, *, sc
     bicubic, model = report.methods
     return {"psnr_y": round(model.mean.psnr_y, 3), "ssim_y": round(model.mean.ssim_y, 4),
             "bicubic_psnr_y": round(bicubic.mean.psnr_y, 3), "bicubic_ssim_y": round(bicubic.mean.ssim_y, 4),
-            "images": len(report.images), "protocol": PROTOCOL}
+            "images": len(report.images), "protocol": report.protocol}
 
 
 def record_card_metrics(path: str | os.PathLike, data: str | os.PathLike, *, scale: int = 4) -> dict:

@@ -322,8 +322,14 @@ DESCRIPTIONS = {  # {scale}: the model's
               "and texture, lower PSNR"),
 }
 # What a sub-pixel (PixelShuffle) generator's perceptual fine-tune adds (see the module docstring).
+DESCRIPTIONS |= {
+    "srresnet-real": ("×{scale} restoration of real photos: SRResNet trained with an L1 loss on Real-ESRGAN's "
+                      "real-world degradations (blur, resize, noise, JPEG), so it removes noise and JPEG blocks "
+                      "instead of sharpening them; softer than srresnet on clean downscales"),
+    "srgan-real": ("×{scale} real photos, perceptual: the real-world restoration fine-tuned with VGG perceptual + "
+                   "adversarial losses (U-Net critic): sharper texture, lower PSNR"),
+}
 GRID_NOTE = "; its sub-pixel upsampler lets a faint 2-/4-pixel grid show in flat areas"
-REAL_NOTE = ", on Real-ESRGAN's real-world degradations (blur, resize, noise, JPEG): for real photos"
 LEGACY_RECIPE_FILE = "recipe.json"  # what runs of imgan before run.json wrote
 # The edge padding of the bicubic branch exports through a reversed Slice that the exporter cannot
 # constant-fold; it says so three times per export, harmlessly (parity is checked).
@@ -377,9 +383,9 @@ def finish_card(card: ModelCard, context: Mapping[str, Any]) -> ModelCard:
     licence = LICENCE + (PERCEPTUAL_LICENCE if "perceptual" in recipe else "") + "."
     provenance = card.provenance if context["run"] or not run else provenance_of(portable_paths(run),
                                                                                  context["checkpoint"])
-    described = DESCRIPTIONS.get(stage, "×{scale} super-resolution").format(scale=card.running.scale)
+    kind = f"{stage}-real" if recipe.get("degrade") == "real" else stage
+    described = DESCRIPTIONS.get(kind, "×{scale} super-resolution").format(scale=card.running.scale)
     upsample = GeneratorConfig.from_dict(dict(card.model_config["generator"])).upsample
-    described += REAL_NOTE if recipe.get("degrade") == "real" else ""
     described += GRID_NOTE if stage == "srgan" and upsample == "pixelshuffle" else ""
     return card.replace(description=card.description or described, licence=card.licence or licence,
                         provenance=provenance)

@@ -10,30 +10,60 @@ from typing import Annotated, Optional
 
 import typer
 
-from imgan.cli_support import (InitFromOpt, JsonOpt, ResumeOpt, RunDirOpt, SeedOpt, StepProgress, ThreadsOpt,
+from imgan.cli_support import (CheckpointEveryOpt, InitFromOpt, JsonOpt, ResumeOpt, RunDirOpt, SeedOpt, StepProgress, ThreadsOpt,
                                VggWeightsOpt, print_json, stderr, stdout)
 
-from .spec import DEFAULT_TEST_PHOTOS, REPO, StyleSettings
+from .spec import DEFAULT_TEST_PHOTOS, LEVELS, REPO, StyleSettings
 
 TEST_PHOTOS_HINT = f"../{DEFAULT_TEST_PHOTOS.relative_to(REPO.parent)}"
 
 
 def verb_options(
-    style: Annotated[Optional[str], typer.Option("--style", "-s", help="Fast style name (see `imgan styles`); default monet.")] = None,
-    strength: Annotated[float, typer.Option("--strength", help="0..1: 1 = full style, 0 = the original.")] = 1.0,
+    style: Annotated[Optional[list[str]], typer.Option("--style", "-s", help="A style from `imgan styles` (default monet): a fast net, or a painting style; a blend monet:0.6,hokusai:0.4 (or --style repeated) mixes paintings' statistics.")] = None,
+    strength: Annotated[float, typer.Option("--strength", help="0..1: 1 = full style, 0 = the original (universal: between the photo's own feature statistics and the painting's).")] = 1.0,
     preserve_color: Annotated[bool, typer.Option("--preserve-color", help="Keep the input's colours: transfer luminance only.")] = False,
-    size: Annotated[Optional[int], typer.Option("--size", help="Longest side the style is applied at (default: the input's, at most 1024; optimisation: 384). The output keeps the input's size.")] = None,
+    size: Annotated[Optional[int], typer.Option("--size", help="Longest side the style is applied at (default: the input's, at most 1024 for fast nets, 512 universal, 384 optimisation). The output keeps the input's size.")] = None,
     compare: Annotated[Optional[Path], typer.Option("--compare", help="Also write input | painting | output side by side to this image file.")] = None,
     stable: Annotated[bool, typer.Option("--stable/--no-stable", help="Video: less flicker (moving-average style statistics, previous output blended along the optical flow).")] = True,
-    style_image: Annotated[Optional[Path], typer.Option("--style-image", help="Any painting: optimise each picture towards it (slow, torch).")] = None,
-    steps: Annotated[int, typer.Option("--steps", min=1, help="Optimisation steps with --style-image.")] = 300,
-    optimizer: Annotated[str, typer.Option("--optimizer", help="Optimisation with --style-image: lbfgs or adam.")] = "lbfgs",
+    style_image: Annotated[Optional[Path], typer.Option("--style-image", help="Any painting file, in one pass (--method universal) or by optimisation (--method optimise: slow, torch).")] = None,
+    method: Annotated[Optional[str], typer.Option("--method", help="universal (WCT, one pass; the default for --style-image and painting styles) or optimise (Gatys et al., --style-image only).")] = None,
+    steps: Annotated[int, typer.Option("--steps", min=1, help="Optimisation steps with --method optimise.")] = 300,
+    optimizer: Annotated[str, typer.Option("--optimizer", help="--method optimise: lbfgs or adam.")] = "lbfgs",
 ) -> None:
     """The options of `imgan stylize` (the core adds inputs, outputs, device, tiling, video)."""
 
 
-def styles(json: JsonOpt = False) -> None:
-    """List the fast styles: shipped ones and your own (from `imgan train style`)."""
+def styles(
+    json: JsonOpt = False,
+    sheet: Annotated[Optional[Path], typer.Option("--sheet", help="Render every style on this photo, labelled, into one contact sheet (-o).")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="The contact sheet's file (with --sheet).")] = None,
+    size: Annotated[int, typer.Option("--size", min=32, help="--sheet: longest side of each stylised photo.")] = 256,
+    add: Annotated[Optional[list[Path]], typer.Option("--add", help="Add paintings as named styles (their WCT statistics; repeatable).")] = None,
+    name: Annotated[Optional[str], typer.Option("--name", help="--add: the style's name (default: from the file name).")] = None,
+    into: Annotated[Optional[Path], typer.Option("--into", help="--add: the folder (default $IMGAN_HOME/weights/style-stats).")] = None,
+    threads: ThreadsOpt = None,
+) -> None:
+    """List every style --style takes (fast nets and painting styles); add paintings; or draw a contact sheet."""
+    if add:
+        from .paintings import add_paintings
+
+        for style in add_paintings(add, into=into, name=name, threads=threads):
+            stdout.print(f"added style {style.name}: {style.description} ({style.file})", highlight=False)
+        return None
+    if sheet is not None:
+        from imgan.errors import UsageError
+
+        if output is None:
+            raise UsageError("--sheet needs -o FILE for the contact sheet")
+        from imgan.io.images import Picture, write_image
+
+        from .paintings import contact_sheet
+
+        with StepProgress("styles") as progress:
+            picture = contact_sheet(sheet, size=size, threads=threads, progress=progress)
+        write_image(Picture(rgb=picture, alpha=None), output, overwrite=True)
+        stdout.print(f"wrote {output}", highlight=False)
+        return None
     from .infer import list_styles
 
     rows = list_styles()
@@ -41,11 +71,14 @@ def styles(json: JsonOpt = False) -> None:
         return print_json(rows)
     from rich.table import Table
 
-    table = Table("style", "painting", "origin", "steps", "train time", title="imgan styles")
+    table = Table(title="imgan styles (fast: a trained net; universal: any painting's statistics, WCT)")
+    table.add_column("style", no_wrap=True)
+    for column in ("kind", "painting", "origin", "training"):
+        table.add_column(column)
     for row in rows:
         seconds = row["training_seconds"]
-        table.add_row(row["name"], row["description"] or row["style_image"] or "-", row["origin"], str(row["steps"] or "-"),
-                      f"{seconds / 60:.0f} min" if seconds else "-")
+        trained = f"{row['steps']} steps, {seconds / 60:.0f} min" if row["steps"] and seconds else "-"
+        table.add_row(row["name"], row["kind"], row["description"] or row["style_image"] or "-", row["origin"], trained)
     stdout.print(table)
 
 
@@ -94,9 +127,13 @@ def train(
         chosen["style_layers"] = chosen["style_layers"].split(",")
     settings = StyleSettings.from_dict({key: value for key, value in chosen.items() if value is not None})
     trained = train_style(net=net, settings=settings, **options)
-    losses = "  ".join(f"{key} {value:.4g}" for key, value in trained.run.final_losses.items())
-    stdout.print(f"trained {trained.run.steps_done} steps in {trained.run.seconds / 60:.1f} min; final {losses}")
+    print_trained(trained.run)
     stdout.print(f"wrote {trained.export.path} and {trained.export.card_path}; use it with --style {name}")
+
+
+def print_trained(run) -> None:
+    losses = "  ".join(f"{key} {value:.4g}" for key, value in run.final_losses.items())
+    stdout.print(f"trained {run.steps_done} steps in {run.seconds / 60:.1f} min; final {losses}")
 
 
 def evaluate(
@@ -133,3 +170,58 @@ def evaluate(
                       f"{row['fast']['content']:.4g}", f"{row['optimised']['content']:.4g}",
                       f"{row['fast']['total']:.4g}", f"{row['optimised']['total']:.4g}", f"{row['total_ratio']:.2f}")
     stdout.print(table)
+
+
+def train_universal(
+    level: Annotated[str, typer.Option("--level", help=f"The VGG19 level whose decoder to train: {', '.join(LEVELS)}.")],
+    data: Annotated[Path, typer.Option("--data", help="Folder of training photos, e.g. ../shared/assets/photos/bsds500/train.")],
+    steps: Annotated[int, typer.Option("--steps", min=1, help="Shipped: relu1_1 300, relu2_1 800, relu3_1 1500.")] = 1000,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 4,
+    crop: Annotated[int, typer.Option("--crop", min=16, help="Training crop side (a multiple of 4 for relu3_1).")] = 128,
+    lr: Annotated[float, typer.Option("--lr")] = 1e-3,
+    pixel_weight: Annotated[float, typer.Option("--pixel-weight", help="Weight of the pixel MSE.")] = 1.0,
+    feature_weight: Annotated[float, typer.Option("--feature-weight", help="Weight of the features' relative MSE.")] = 0.1,
+    vgg_weights: VggWeightsOpt = None,
+    run_dir: RunDirOpt = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Default: $IMGAN_HOME/weights/style-universal-decoder-LEVEL.onnx (the encoder beside it).")] = None,
+    resume: ResumeOpt = False,
+    threads: ThreadsOpt = None,
+    seed: SeedOpt = 0,
+    checkpoint_every: CheckpointEveryOpt = 100,
+) -> None:
+    """Train the decoder of one VGG19 level for universal style transfer; export it and its encoder."""
+    options = dict(locals())
+    from .universal import DecoderSettings, train_decoder
+
+    trained = train_decoder(DecoderSettings(**options))
+    print_trained(trained.run)
+    stdout.print(f"wrote {trained.decoder.path} and {trained.encoder.path}")
+
+
+def evaluate_universal(
+    images: Annotated[int, typer.Option("--images", min=1, help="Test photos.")] = 8,
+    data: Annotated[Optional[Path], typer.Option("--data", help=f"Test photos never trained on (default {TEST_PHOTOS_HINT}).")] = None,
+    size: Annotated[int, typer.Option("--size", min=32, help="Longest side of the test photos (the one-pass working size).")] = 512,
+    style: Annotated[Optional[str], typer.Option("--style", help="The painting style the speed is measured with.")] = None,
+    card_metrics: Annotated[bool, typer.Option("--card-metrics", help="Store each level's PSNR in its decoder's card.")] = False,
+    threads: ThreadsOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Reconstruction PSNR of every level's encoder -> decoder on unseen photos, and the universal path's s/MP."""
+    from .universal_infer import evaluate_universal as measure
+
+    figures = measure(data=data or DEFAULT_TEST_PHOTOS, images=images, size=size, style=style,
+                      card_metrics=card_metrics, threads=threads)
+    if json:
+        return print_json(figures)
+    from rich.table import Table
+
+    table = Table("level", "reconstruction PSNR", title=f"imgan eval style-universal ({figures['images']} photos, "
+                                                        f"{figures['size']} px)")
+    for level, value in figures["reconstruction_psnr_db"].items():
+        table.add_row(level, f"{value:.2f} dB")
+    stdout.print(table)
+    speed = figures["speed"]
+    if speed:
+        stdout.print(f"universal pass ({speed['style']}, {speed['width']}x{speed['height']}): {speed['seconds']:.2f} s = "
+                     f"{speed['seconds_per_megapixel']:.2f} s/MP", highlight=False)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import cv2
 import numpy as np
@@ -25,8 +25,12 @@ from imgan.pipeline import TileProgress as Progress
 from imgan.runtime.model_transform import LUMA, run_model
 from imgan.weights import Weights, resolve_weights, weights_for_task
 
-from .spec import (DEFAULT_OPTIMISATION_SIZE, DEFAULT_REFERENCE_SIZE, DEFAULT_SIZE, DEFAULT_STYLE, MULTIPLE, TASK,
-                   THUMBNAIL_SIDE, WHOLE_PASS_PIXELS, check_strength, scaled_size)
+from .spec import (DEFAULT_OPTIMISATION_SIZE, DEFAULT_REFERENCE_SIZE, DEFAULT_SIZE, DEFAULT_STYLE,
+                   DEFAULT_UNIVERSAL_SIZE, LEVELS, MULTIPLE, TASK, THUMBNAIL_SIDE, WHOLE_PASS_PIXELS, check_method,
+                   check_strength, scaled_size)
+
+if TYPE_CHECKING:
+    from .style_stats import PaintingStyle
 
 COMPARE_HEIGHT = 480
 
@@ -275,23 +279,33 @@ def compare_sheet(original: np.ndarray, painting: np.ndarray | None, styled: np.
 
 
 def resolve_style(style: str | None, weights: str | None = None) -> Weights:
-    """--style NAME (or --weights NAME/FILE); an unknown name lists the installed styles."""
+    """--style NAME (or --weights NAME/FILE) of a fast net; an unknown name lists the installed styles."""
     if style is not None and weights is not None and style != weights:
         raise UsageError("give either --style or --weights, not both")
     chosen = style if style is not None else weights
     try:
         return resolve_weights(TASK, chosen, default=DEFAULT_STYLE)
     except UsageError:
-        names = ", ".join(sorted(weights_for_task(TASK))) or "none installed"
-        raise UsageError(f"unknown style {chosen or DEFAULT_STYLE!r}",
-                         hint=f"available styles: {names}; add one with `imgan train style`") from None
+        raise unknown_style(chosen or DEFAULT_STYLE) from None
+
+
+def unknown_style(name: str) -> UsageError:
+    from .style_stats import painting_styles
+
+    fast = ", ".join(sorted(weights_for_task(TASK))) or "none installed"
+    paintings = ", ".join(sorted(painting_styles())) or "none installed"
+    return UsageError(f"unknown style {name!r}", hint=f"available styles: {fast} (fast nets); painting styles: "
+                                                      f"{paintings}; add one with `imgan train style` or `imgan styles --add`")
 
 
 def thumbnail_of(weights: Weights) -> np.ndarray | None:
     """The painting's thumbnail shipped beside the weights, as (h, w, 3) uint8, if there is one."""
     name = weights.inference.get("thumbnail")
-    path = weights.file.with_name(name) if name else weights.file.with_suffix(".png")
-    if not path.is_file():
+    return _read_thumbnail(weights.file.with_name(name) if name else weights.file.with_suffix(".png"))
+
+
+def _read_thumbnail(path: Path | None) -> np.ndarray | None:
+    if path is None or not path.is_file():
         return None
     return from_float(to_float(read_image(path).rgb), np.uint8)
 
@@ -304,12 +318,15 @@ def painting_thumbnail(path: str | Path, side: int = THUMBNAIL_SIDE) -> np.ndarr
 
 
 def list_styles() -> list[dict]:
-    """The installed fast styles, for `imgan styles`."""
+    """Every style `--style NAME` takes, for `imgan styles`: the fast nets, then the painting styles."""
+    from .style_stats import painting_styles
+
     rows = []
     for name, weights in sorted(weights_for_task(TASK).items()):
         provenance = weights.card.provenance
         rows.append({
             "name": name,
+            "kind": "fast",
             "description": weights.description,
             "style_image": weights.inference.get("style_image"),
             "origin": weights.origin,
@@ -317,6 +334,19 @@ def list_styles() -> list[dict]:
             "steps": provenance.steps or None,
             "training_seconds": provenance.seconds or None,
             "licence": weights.licence,
+        })
+    for name, style in sorted(painting_styles().items()):
+        rows.append({
+            "name": name,
+            "kind": "universal",
+            "description": style.description,
+            "style_image": style.inference.get("painting"),
+            "origin": style.origin,
+            "file": str(style.file),
+            "steps": None,
+            "training_seconds": None,
+            "licence": style.card.licence,
+            **{key: style.inference.get(key) for key in ("artist", "title", "year")},
         })
     return rows
 
@@ -334,21 +364,86 @@ def make_fast_transform(*, style: str | None = None, weights: str | None = None,
     return StyleTransform(stylise, options, thumbnail)
 
 
+def fast_paintings() -> dict[str, str]:
+    """Fast style name -> the painting file it learnt (a fast name in a blend stands for its painting)."""
+    return {name: weights.inference["style_image"] for name, weights in weights_for_task(TASK).items()
+            if weights.inference.get("style_image")}
+
+
+def painting_blend(style: str | Sequence[str]) -> tuple[dict, "PaintingStyle"]:
+    """--style a:0.6,b:0.4 -> (per-level statistics of the blend, the heaviest painting style)."""
+    from .style_stats import parse_blend, painting_style_for, painting_styles
+    from .wct import blend
+
+    shares = parse_blend(style)
+    paintings = fast_paintings()
+    known = painting_styles()
+    for name, _ in shares:
+        if name not in known and name not in paintings and not any(other.startswith(name + "-") for other in known):
+            raise unknown_style(name)
+    styles = [painting_style_for(name, paintings) for name, _ in shares]
+    stats = [item.stats() for item in styles]
+    weights = [share for _, share in shares]
+    mixed = {level: blend([item[level] for item in stats], weights) for level in LEVELS}
+    return mixed, styles[int(np.argmax(weights))]
+
+
+def universal_transform(model, stats: dict, options: StyleOptions, thumbnail: np.ndarray | None,
+                        tile: int | None) -> StyleTransform:
+    """WCT with these per-level statistics. Strength acts on the features (wct.transform_for), not the pixels."""
+    strength, reference_size = options.strength, options.reference_size
+
+    def stylise(rgb: np.ndarray, progress: Progress | None, is_frame: bool) -> np.ndarray:
+        return model.stylise(rgb, stats, strength=strength, reference_size=reference_size, tile=tile, progress=progress)
+
+    options = dataclasses.replace(options, strength=1.0, default_size=DEFAULT_UNIVERSAL_SIZE)
+    return StyleTransform(stylise, options, thumbnail)
+
+
 def make_transform(*, weights: str | None = None, device: str = "auto", threads: int | None = None,
-                   tile: int | None = None, style: str | None = None, strength: float = 1.0,
+                   tile: int | None = None, style: str | Sequence[str] | None = None, strength: float = 1.0,
                    preserve_color: bool = False, size: int | None = None, compare: Path | None = None,
                    stable: bool = True, style_image: str | Path | None = None, steps: int = 300,
-                   optimizer: str = "lbfgs", reference_size: int | None = None) -> StyleTransform:
-    """The per-picture transform: a fast style net, or optimisation (torch) when `style_image` is given."""
+                   optimizer: str = "lbfgs", method: str | None = None,
+                   reference_size: int | None = None) -> StyleTransform:
+    """The per-picture transform.
+
+    --style NAME: a fast net when NAME is one (and no --method universal), else a painting style
+    (universal WCT); a blend (a:0.6,b:0.4, or --style repeated) always runs universal.
+    --style-image FILE: any painting, with --method universal (default: WCT, one pass) or
+    optimise (Gatys et al., torch).
+    """
+    from .universal_infer import UniversalModel, read_painting
+
+    check_method(method)
+    styles = [style] if isinstance(style, str) else list(style or [])
     options = StyleOptions(size=size, strength=strength, preserve_color=preserve_color, stable=stable,
                            compare=compare, reference_size=reference_size or DEFAULT_REFERENCE_SIZE)
-    if style_image is None:
-        return make_fast_transform(style=style, weights=weights, device=device, threads=threads, tile=tile,
-                                   options=options)
-    if style is not None or weights is not None:
-        raise UsageError("--style-image optimises towards a painting; it takes no --style or --weights")
-    thumbnail = painting_thumbnail(style_image)  # an unreadable painting fails before torch loads
-    from .optimise import painting_stylise
+    if style_image is not None:
+        if styles or weights is not None:
+            raise UsageError("--style-image is the painting itself; it takes no --style or --weights")
+        thumbnail = painting_thumbnail(style_image)  # an unreadable painting fails before any model loads
+        if method == "optimise":
+            from .optimise import painting_stylise
 
-    stylise = painting_stylise(style_image, steps=steps, optimizer=optimizer, device=device, threads=threads)
-    return StyleTransform(stylise, dataclasses.replace(options, default_size=DEFAULT_OPTIMISATION_SIZE), thumbnail)
+            stylise = painting_stylise(style_image, steps=steps, optimizer=optimizer, device=device, threads=threads)
+            return StyleTransform(stylise, dataclasses.replace(options, default_size=DEFAULT_OPTIMISATION_SIZE),
+                                  thumbnail)
+        model = UniversalModel.load(device=device, threads=threads)
+        return universal_transform(model, model.painting_stats(read_painting(style_image)), options, thumbnail, tile)
+    if method == "optimise":
+        raise UsageError("--method optimise works on a painting file", hint="give it with --style-image FILE")
+    if weights is not None or not styles:  # --weights FILE/NAME, or the default fast style
+        if len(styles) > 1:
+            raise UsageError("a blend of styles runs universal: it takes no --weights")
+        return make_fast_transform(style=styles[0] if styles else None, weights=weights, device=device,
+                                   threads=threads, tile=tile, options=options)
+    from .style_stats import parse_blend
+
+    shares = parse_blend(styles)
+    if method is None and len(shares) == 1 and shares[0][0] in weights_for_task(TASK):
+        return make_fast_transform(style=shares[0][0], device=device, threads=threads, tile=tile, options=options)
+    stats, heaviest = painting_blend(styles)
+    model = UniversalModel.load(device=device, threads=threads)
+    thumbnail = _read_thumbnail(heaviest.thumbnail) if compare is not None else None
+    return universal_transform(model, stats, options, thumbnail, tile)

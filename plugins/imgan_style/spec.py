@@ -17,6 +17,14 @@ WHOLE_PASS_PIXELS = 1100 * 1100  # working images up to this go through the fast
 THUMBNAIL_SIDE = 128  # the painting's thumbnail beside the weights (for --compare and `imgan styles`)
 OPTIMIZERS = ("lbfgs", "adam")
 
+# Universal style transfer (WCT, Li et al. 2017): any painting in one pass
+UNIVERSAL_TASK = "style-universal"  # the VGG19 encoders and the decoders that invert them
+LEVELS = ("relu3_1", "relu2_1", "relu1_1")  # coarse to fine, the order the transfer runs in
+LEVEL_MULTIPLE = {"relu1_1": 1, "relu2_1": 2, "relu3_1": 4}  # max-pools before the level: sides divide by this
+DEFAULT_UNIVERSAL_SIZE = 512  # longest side of the one-pass universal path (and of a painting's statistics)
+METHODS = ("universal", "optimise")  # --style-image: WCT in one pass, or Gatys optimisation (torch)
+STYLE_STATS_DIR = "style-stats"  # beside the weights: one <name>.npz + <name>.json + <name>.png per painting
+
 REPO = Path(__file__).resolve().parents[2]
 SHARED_ASSETS = REPO.parent / "shared" / "assets"
 DEFAULT_TEST_PHOTOS = SHARED_ASSETS / "photos" / "bsds500" / "test"  # `imgan eval style`: never trained on
@@ -54,9 +62,17 @@ def check_optimizer(optimizer: str) -> None:
         raise UsageError(f"unknown optimizer {optimizer!r}", hint=f"use one of {', '.join(OPTIMIZERS)}")
 
 
+def check_method(method: str | None) -> None:
+    if method is not None and method not in METHODS:
+        raise UsageError(f"unknown method {method!r}", hint=f"use one of {', '.join(METHODS)}")
+
+
 def validate_options(options: dict) -> None:
     """The checks of `imgan stylize`'s own options, before any work."""
     check_strength(options["strength"])
     check_optimizer(options["optimizer"])
-    if options["style_image"] is not None and options["style"] is not None:
-        raise UsageError("give either --style (a fast style) or --style-image (optimisation), not both")
+    check_method(options.get("method"))
+    if options["style_image"] is not None and options["style"]:
+        raise UsageError("give either --style (a named style) or --style-image (a painting file), not both")
+    if options.get("method") == "optimise" and options["style_image"] is None:
+        raise UsageError("--method optimise works on a painting file", hint="give it with --style-image FILE")
