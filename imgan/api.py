@@ -5,19 +5,7 @@ import os
 from typing import Any, Sequence
 
 from .pipeline import BatchReport, Progress, RunOptions, run_task
-from .plugins import get_task
-
-
-def build_transform(task: str, *, weights: str | os.PathLike | None = None, device: str = "auto",
-                    threads: int | None = None, tile: int | None = None, **task_options: Any):
-    """The per-picture transform of a task, with its weights loaded once."""
-    descriptor = get_task(task)
-    make_transform = descriptor.resolve("make_transform")
-    if make_transform is None:
-        from .errors import UsageError
-
-        raise UsageError(f"task {task!r} has no image inference")
-    return make_transform(weights=weights, device=device, threads=threads, tile=tile, **task_options)
+from .plugins import build_transform, get_task  # noqa: F401  (build_transform: part of the API)
 
 
 def run(task: str, inputs: Sequence[str | os.PathLike], *, options: RunOptions | None = None,

@@ -161,8 +161,8 @@ class RichProgress:
         if len(jobs) > 1:
             self._overall = self._bar.add_task("files", total=len(jobs), rate="")
 
-    def file_started(self, job) -> None:
-        self._unit = "frames" if job.is_video else "tiles"
+    def file_started(self, job, unit: str | None = None) -> None:
+        self._unit = "frames" if job.is_video else unit or "tiles"
         label = job.source.name if len(job.source.name) < 40 else job.source.name[:37] + "…"
         self._current = self._bar.add_task(label, total=None, rate="")
 

@@ -54,7 +54,7 @@ class Progress:
     """Event sink for a batch; the CLI renders it with rich, the library default is silent."""
 
     def batch_started(self, jobs: Sequence[Job]) -> None: ...
-    def file_started(self, job: Job) -> None: ...
+    def file_started(self, job: Job, unit: str | None = None) -> None: ...  # unit: what file_advanced counts
     def file_advanced(self, done: int, total: int) -> None: ...
     def file_finished(self, job: Job, status: str, message: str | None = None) -> None: ...
     def warned(self, message: str) -> None: ...
@@ -181,7 +181,7 @@ def _run_one(job: Job, transform: Transform, options: RunOptions, progress: Prog
         return
     if problem is not None:
         return fail(_naming_the_file(problem, job))
-    progress.file_started(job)
+    progress.file_started(job, getattr(transform, "progress_unit", None))  # e.g. "steps" for an optimisation
     began = time.perf_counter()
     try:
         with output_pixel_limit(options.max_pixels):
@@ -190,6 +190,10 @@ def _run_one(job: Job, transform: Transform, options: RunOptions, progress: Prog
         if _debug():
             traceback.print_exc()
         return fail(_naming_the_file(exc.one_line(), job))
+    except MemoryError:
+        if _debug():
+            traceback.print_exc()
+        return fail(f"{job.source}: out of memory (try a smaller --tile, fewer --threads, or a smaller picture)")
     except Exception as exc:  # noqa: BLE001 - one file's surprise must not end the batch
         if _debug():
             traceback.print_exc()

@@ -177,3 +177,15 @@ def collect_registered_weights() -> list[tuple[str, Any]]:
 
     _call_per_plugin(state, "register_weights", make_register)
     return offered
+
+
+def build_transform(task: str, *, weights: str | os.PathLike | None = None, device: str = "auto",
+                    threads: int | None = None, tile: int | None = None, **task_options: Any):
+    """The per-picture transform of a task, with its weights loaded once."""
+    descriptor = get_task(task)
+    make_transform = descriptor.resolve("make_transform")
+    if make_transform is None:
+        from .errors import UsageError
+
+        raise UsageError(f"task {task!r} has no image inference")
+    return make_transform(weights=weights, device=device, threads=threads, tile=tile, **task_options)

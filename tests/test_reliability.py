@@ -435,3 +435,15 @@ def test_vgg_files_are_never_unpickled_in_full(tmp_path):
     with pytest.raises(TrainingError):
         vgg.resolve_vgg_weights(path)
     assert not marker.exists()
+
+
+def test_running_out_of_memory_is_one_line_with_what_to_do(tmp_path, monkeypatch):
+    from imgan.pipeline import RunOptions, run_task
+
+    def transform(picture, progress=None):
+        raise MemoryError()
+
+    source = save_png(tmp_path / "big.png", gradient_image(8, 8))
+    report = run_task([str(source)], transform, task="t", options=RunOptions(output=tmp_path / "out.png"))
+    message = report.failures[next(iter(report.failures))]
+    assert "big.png" in message and "out of memory" in message and "--tile" in message

@@ -59,7 +59,7 @@ def import_ray():
 def run_on_ray(task: str, inputs: Sequence[str | os.PathLike], *, build: dict[str, Any], settings: RaySettings,
                options: RunOptions | None = None, progress: Progress | None = None) -> BatchReport:
     """Run `task` over `inputs` on Ray; the same BatchReport and Progress events as the local engine.
-    `build`: the keyword arguments of imgan.api.build_transform (weights, device, threads, tile, task options)."""
+    `build`: the keyword arguments of imgan.plugins.build_transform (weights, device, threads, tile, task options)."""
     import_ray()  # a missing Ray is an error before anything is done, whatever the jobs are
     options = options or RunOptions()
     progress = progress or Progress()
@@ -83,7 +83,7 @@ def run_on_ray(task: str, inputs: Sequence[str | os.PathLike], *, build: dict[st
                         results=results)
         here = [i for i in todo if _runs_here(jobs[i])]
         if here:
-            from ..api import build_transform
+            from ..plugins import build_transform
 
             transform = build_transform(task, **build)
             for i in here:
@@ -306,7 +306,7 @@ class _Recorder(Progress):
     def __init__(self) -> None:
         self.started = False
 
-    def file_started(self, job: Job) -> None:
+    def file_started(self, job: Job, unit: str | None = None) -> None:
         self.started = True
 
 
@@ -322,7 +322,7 @@ class _Worker:
         self._error: tuple[str, str] | None = None
         self._transform: Callable | None = None
         try:
-            from ..api import build_transform
+            from ..plugins import build_transform
 
             self._transform = build_transform(task, **build)
         except ImganError as exc:

@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import json
 import math
-import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -331,9 +330,6 @@ DESCRIPTIONS |= {
 }
 GRID_NOTE = "; its sub-pixel upsampler lets a faint 2-/4-pixel grid show in flat areas"
 LEGACY_RECIPE_FILE = "recipe.json"  # what runs of imgan before run.json wrote
-# The edge padding of the bicubic branch exports through a reversed Slice that the exporter cannot
-# constant-fold; it says so three times per export, harmlessly (parity is checked).
-warnings.filterwarnings("ignore", message="Constant folding - Only steps=1 can be constant folded", category=UserWarning)
 
 
 def tile_overlap_for(config: GeneratorConfig) -> int:

@@ -29,6 +29,7 @@ def verb_options(
     method: Annotated[Optional[str], typer.Option("--method", help="universal (WCT, one pass; the default for --style-image and painting styles) or optimise (Gatys et al., --style-image only).")] = None,
     steps: Annotated[int, typer.Option("--steps", min=1, help="Optimisation steps with --method optimise.")] = 300,
     optimizer: Annotated[str, typer.Option("--optimizer", help="--method optimise: lbfgs or adam.")] = "lbfgs",
+    vgg_weights: VggWeightsOpt = None,  # --method optimise: its loss network
 ) -> None:
     """The options of `imgan stylize` (the core adds inputs, outputs, device, tiling, video)."""
 

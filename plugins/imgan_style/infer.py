@@ -215,7 +215,9 @@ def fast_stylise(model: Callable[..., np.ndarray], weights: Weights, *, tile: in
 class StyleTransform:
     """Picture -> Picture around a Stylise function: size, colour, strength, alpha, compare sheet."""
 
-    def __init__(self, stylise: Stylise, options: StyleOptions, thumbnail: np.ndarray | None = None):
+    def __init__(self, stylise: Stylise, options: StyleOptions, thumbnail: np.ndarray | None = None,
+                 progress_unit: str = "tiles"):
+        self.progress_unit = progress_unit  # what the progress bar counts (an optimisation: steps)
         self.stylise = stylise
         self.options = options
         self.thumbnail = thumbnail
@@ -405,7 +407,7 @@ def make_transform(*, weights: str | None = None, device: str = "auto", threads:
                    preserve_color: bool = False, size: int | None = None, compare: Path | None = None,
                    stable: bool = True, style_image: str | Path | None = None, steps: int = 300,
                    optimizer: str = "lbfgs", method: str | None = None,
-                   reference_size: int | None = None) -> StyleTransform:
+                   reference_size: int | None = None, vgg_weights: str | None = None) -> StyleTransform:
     """The per-picture transform.
 
     --style NAME: a fast net when NAME is one (and no --method universal), else a painting style
@@ -426,9 +428,10 @@ def make_transform(*, weights: str | None = None, device: str = "auto", threads:
         if method == "optimise":
             from .optimise import painting_stylise
 
-            stylise = painting_stylise(style_image, steps=steps, optimizer=optimizer, device=device, threads=threads)
+            stylise = painting_stylise(style_image, steps=steps, optimizer=optimizer, device=device, threads=threads,
+                                       vgg_weights=vgg_weights)
             return StyleTransform(stylise, dataclasses.replace(options, default_size=DEFAULT_OPTIMISATION_SIZE),
-                                  thumbnail)
+                                  thumbnail, progress_unit="steps")
         model = UniversalModel.load(device=device, threads=threads)
         return universal_transform(model, model.painting_stats(read_painting(style_image)), options, thumbnail, tile)
     if method == "optimise":
