@@ -19,7 +19,7 @@ from .plugins import hookimpl  # noqa: E402
 from .tasks import Task  # noqa: E402
 
 __all__ = ["__version__", "ImganError", "Task", "hookimpl", "run", "get_task", "list_tasks", "stylize", "upscale",
-           "inpaint", "bicubic"]
+           "inpaint", "bicubic", "predict"]
 
 
 def run(task, inputs, **kwargs):
@@ -56,3 +56,12 @@ stylize = _verb("stylize")
 upscale = _verb("upscale")
 inpaint = _verb("inpaint")
 bicubic = _verb("bicubic")
+
+
+def predict(clip, **kwargs):
+    """`imgan predict CLIP` as a function: the next frames of a video file (a Prediction with the frames,
+    (future, H, W, 3) uint8, and the files written); options as keywords (context, future, output, ...)."""
+    get_task("video")  # a one-line UsageError when the video plugin is not installed
+    from imgan_video.infer import predict_clip
+
+    return predict_clip(clip, **kwargs)

@@ -7,7 +7,7 @@ from PIL import Image
 
 import imgan
 from imgan.errors import ImganError, InputError
-from tests.conftest import gradient_image, save_png
+from tests.conftest import gradient_image, save_png, shared_assets  # noqa: F401  (a fixture)
 
 
 def test_an_array_in_gives_an_array_out_of_the_task_size():
@@ -47,3 +47,10 @@ def test_bad_input_raises_typed_errors():
         imgan.bicubic({})
     with pytest.raises(ImganError):
         imgan.bicubic(np.zeros((4, 4, 3), np.uint8), weights="nonexistent")
+
+
+def test_predict_is_a_function_too(tmp_path, shared_assets):
+    prediction = imgan.predict(shared_assets / "videos" / "tree.avi", output=tmp_path / "next.mp4", context=4,
+                               future=3, size=64)
+    assert prediction.frames.shape == (3, 64, 64, 3) and prediction.written == [tmp_path / "next.mp4"]
+    assert (tmp_path / "next.mp4").stat().st_size > 0

@@ -36,6 +36,7 @@ def predict(
     device: DeviceOpt = "auto",
     threads: ThreadsOpt = None,
     overwrite: Annotated[bool, typer.Option(help="Replace outputs that exist.")] = False,
+    json: JsonOpt = False,
 ) -> None:
     """Predict the next frames of a clip with the ConvLSTM video model (or show it on Moving MNIST)."""
     from .infer import predict_clip, predict_mmnist
@@ -50,6 +51,9 @@ def predict(
         written = predict_clip(clip, output=output, context=context, future=future, only_future=only_future,
                                sheet=sheet, size=size, start=start, weights=weights, device=device, threads=threads,
                                overwrite=overwrite).written
+    if json:
+        print_json({"written": [str(path) for path in written]})
+        return
     for path in written:
         stdout.print(f"wrote {path}", highlight=False, soft_wrap=True)
 
