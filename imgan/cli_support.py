@@ -202,6 +202,7 @@ def report_json(report) -> dict:
         "skipped": [{"input": str(job.source), "output": str(job.output)} for job in report.skipped],
         "failed": [{"input": source, "error": message} for source, message in report.failures.items()],
         "warnings": list(report.warnings),
+        "also_written": [str(path) for path in report.also_written],
         "interrupted": report.interrupted,
         "seconds": round(report.seconds, 3),
     }
@@ -231,6 +232,8 @@ def render_report(report, *, json: bool = False) -> None:
         for job in report.done:
             out.print(f"wrote {'stdout' if job.to_stdout else job.output}", highlight=False, soft_wrap=True,
                       markup=False)
+        for path in report.also_written:
+            out.print(f"wrote {path}", highlight=False, soft_wrap=True, markup=False)
     if report.failures:
         stderr.print("[red]failures:[/red]")
         for message in report.failures.values():

@@ -70,6 +70,7 @@ class BatchReport:
     file_seconds: dict[str, float] = field(default_factory=dict)  # str(job.source) -> seconds, done jobs
     total: int = 0  # jobs in the batch
     interrupted: bool = False  # Ctrl-C stopped the batch before its end
+    also_written: list[Path] = field(default_factory=list)  # files a transform wrote besides the outputs
 
     @property
     def ok(self) -> bool:
@@ -202,6 +203,10 @@ def _run_one(job: Job, transform: Transform, options: RunOptions, progress: Prog
     for note in notes:
         report.warnings.append(_naming_the_file(note, job))
         progress.warned(report.warnings[-1])
+    extra = getattr(transform, "also_written", None)  # e.g. stylize --compare sheets
+    if isinstance(extra, list):
+        report.also_written.extend(extra)
+        extra.clear()
     report.done.append(job)
     report.file_seconds[str(job.source)] = time.perf_counter() - began
     progress.file_finished(job, "done")

@@ -157,7 +157,7 @@ def evaluate(
                      f"({row['fast_seconds']:.2f} s vs {row['optimised_seconds']:.0f} s)", highlight=False)
 
     with StepProgress("optimisation steps") as progress:
-        rows = evaluate_styles(styles=style, data=data or DEFAULT_TEST_PHOTOS, images=images, size=size, steps=steps,
+        rows = evaluate_styles(styles=style, data=test_photos(data), images=images, size=size, steps=steps,
                                styles_dir=styles_dir, vgg_weights=vgg_weights, threads=threads,
                                card_metrics=card_metrics, on_row=report, progress=progress)
     if json:
@@ -211,7 +211,7 @@ def evaluate_universal(
     """Reconstruction PSNR of every level's encoder -> decoder on unseen photos, and the universal path's s/MP."""
     from .universal_infer import evaluate_universal as measure
 
-    figures = measure(data=data or DEFAULT_TEST_PHOTOS, images=images, size=size, style=style,
+    figures = measure(data=test_photos(data), images=images, size=size, style=style,
                       card_metrics=card_metrics, threads=threads)
     if json:
         return print_json(figures)
@@ -226,3 +226,13 @@ def evaluate_universal(
     if speed:
         stdout.print(f"universal pass ({speed['style']}, {speed['width']}x{speed['height']}): {speed['seconds']:.2f} s = "
                      f"{speed['seconds_per_megapixel']:.2f} s/MP", highlight=False)
+
+
+def test_photos(data: Path | None) -> Path:
+    """--data, else the unseen BSDS500 test photos beside a source checkout; one line when neither is there."""
+    if data is None and not DEFAULT_TEST_PHOTOS.is_dir():
+        from imgan.errors import UsageError
+
+        raise UsageError(f"no --data given, and the default test photos ({TEST_PHOTOS_HINT}) are not here",
+                         hint="pass --data DIR: a folder of photos the styles were not trained on")
+    return data or DEFAULT_TEST_PHOTOS

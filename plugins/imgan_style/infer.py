@@ -218,6 +218,7 @@ class StyleTransform:
     def __init__(self, stylise: Stylise, options: StyleOptions, thumbnail: np.ndarray | None = None,
                  progress_unit: str = "tiles"):
         self.progress_unit = progress_unit  # what the progress bar counts (an optimisation: steps)
+        self.also_written: list[Path] = []  # --compare sheets, listed by the batch report
         self.stylise = stylise
         self.options = options
         self.thumbnail = thumbnail
@@ -255,7 +256,7 @@ class StyleTransform:
         if self._sheets_written and picture.source is not None:
             target = target.with_name(f"{target.stem}.{picture.source.stem}{target.suffix}")
         sheet = compare_sheet(picture.rgb, self.thumbnail, result.rgb)
-        write_image(Picture(rgb=sheet, alpha=None), target, overwrite=True)
+        self.also_written.append(write_image(Picture(rgb=sheet, alpha=None), target, overwrite=True))
         self._sheets_written += 1
 
 

@@ -440,3 +440,26 @@ def test_monet_moves_colour_and_texture_towards_the_painting():
         return np.abs(pixels.mean(0) - painting.mean(0)).sum() + np.abs(np.cov(pixels.T) - np.cov(painting.T)).sum()
 
     assert colour_distance(styled.rgb) < colour_distance(photo.rgb)
+
+
+def test_compare_sheets_are_listed_with_the_outputs(tmp_path):
+    from ..conftest import gradient_image, run_cli, save_png
+
+    source = save_png(tmp_path / "p.png", gradient_image(40, 48))
+    result = run_cli("stylize", source, "--style", "monet", "-o", tmp_path / "out.png", "--compare",
+                     tmp_path / "side.png", "--json")
+    assert result.returncode == 0, result.stderr
+    import json
+
+    report = json.loads(result.stdout)
+    assert report["also_written"] == [str(tmp_path / "side.png")] and (tmp_path / "side.png").is_file()
+
+
+def test_eval_without_data_or_default_photos_is_one_line(monkeypatch):
+    import imgan_style.cli as style_cli
+
+    from imgan.errors import UsageError
+
+    monkeypatch.setattr(style_cli, "DEFAULT_TEST_PHOTOS", Path("/nonexistent/photos"))
+    with pytest.raises(UsageError, match="pass --data DIR"):
+        style_cli.test_photos(None)
