@@ -22,7 +22,7 @@ $(VENV)/.installed: pyproject.toml
 
 demo: venv
 	@mkdir -p demo-output
-	$(VENV)/bin/imgan stylize $(DEMO_IMAGE) --style monet -o demo-output/chelsea.monet.jpg --overwrite --compare demo-output/chelsea.compare.jpg
+	$(VENV)/bin/imgan stylize $(DEMO_IMAGE) --style monet-water-lilies -o demo-output/chelsea.monet.jpg --overwrite --compare demo-output/chelsea.compare.jpg
 	@echo "demo output: $(CURDIR)/demo-output/chelsea.monet.jpg (side by side: demo-output/chelsea.compare.jpg)"
 
 test: venv
