@@ -179,11 +179,13 @@ def build_app(only: str | None = None, task_named: str | None = None) -> typer.T
     train_app = typer.Typer(help="Train a task's model (PyTorch).", no_args_is_help=True)
     eval_app = typer.Typer(help="Evaluate a task's models and print figures.", no_args_is_help=True)
     train_app.command("plot")(train_plot)
-    for task in get_tasks().all():
-        _add_task_commands(app, train_app, eval_app, task, only, task_named)
     app.add_typer(train_app, name="train")
     app.add_typer(eval_app, name="eval")
     app.command("export")(export_command)
+    if only == "":  # only root options (--version): no plugin module is needed
+        return app
+    for task in get_tasks().all():
+        _add_task_commands(app, train_app, eval_app, task, only, task_named)
     add_plugin_commands(app)
     return app
 
@@ -244,7 +246,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         invoked = _invoked_command(argv)
         task_named = argv[1] if invoked in ("train", "eval") and len(argv) > 1 and not argv[1].startswith("-") else None
-        app = build_app(only=invoked or None, task_named=task_named)
+        app = build_app(only=invoked, task_named=task_named)
         if invoked is not None:
             _keep_only(app, invoked)
         command = typer.main.get_command(app)
