@@ -77,13 +77,11 @@ _COMMON = {
 
 
 def _common_defaults() -> dict[str, Any]:
+    """Each common option's default: off for flags, unset for optional values, except these four."""
     from .io import DEFAULT_MAX_PIXELS
 
-    return {"inputs": inspect.Parameter.empty, "output": None, "overwrite": False, "recursive": False, "ext": None,
-            "quality": None, "weights": None, "device": "auto", "threads": None, "tile": None,
-            "max_pixels": DEFAULT_MAX_PIXELS, "start": None, "end": None, "max_frames": None, "no_audio": False,
-            "strict": False, "json": False, "engine": "local", "ray_address": None, "workers": None,
-            "gpus_per_worker": None, "batch_size": None}
+    given = {"inputs": inspect.Parameter.empty, "device": "auto", "max_pixels": DEFAULT_MAX_PIXELS, "engine": "local"}
+    return {name: given.get(name, False if kind is bool else None) for name, (kind, _) in _COMMON.items()}
 
 
 def _parameters(names_and_defaults: dict[str, Any], specs: dict[str, tuple]) -> list[inspect.Parameter]:
