@@ -224,8 +224,9 @@ def test_icc_profile_survives_read_and_write(tmp_path, ext):
 
 
 def test_icc_profile_survives_16_bit_png(tmp_path):
-    picture = Picture(VALUES_16, None, icc_profile=srgb_profile())
-    assert read_image(write_image(picture, tmp_path / "deep.png")).icc_profile == srgb_profile()
+    profile = srgb_profile()  # made once: a profile's header holds the second it was created in
+    picture = Picture(VALUES_16, None, icc_profile=profile)
+    assert read_image(write_image(picture, tmp_path / "deep.png")).icc_profile == profile
 
 
 # ---------------------------------------------------------------------------------------- writing
