@@ -14,6 +14,7 @@ import os
 import pickle
 import re
 import time
+import types
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -153,6 +154,19 @@ class _Inpainter(nn.Module):
         return image * (1.0 - mask) + fill * mask
 
 
+def _make_exportable(network: nn.Module) -> None:
+    """Rewrite, in place, the parts of a community network the ONNX exporter cannot write, keeping its arithmetic.
+
+    LaMa's Fourier units call torch.fft (complex tensors): they get the same transform as real matmuls
+    (``spectral.lama_fourier_unit_forward``); the parity check that follows proves the equivalence.
+    """
+    from .spectral import lama_fourier_unit_forward
+
+    for module in network.modules():
+        if type(module).__name__ == "FourierUnit" and hasattr(module, "fft_norm"):
+            module.forward = types.MethodType(lama_fourier_unit_forward, module)
+
+
 # ------------------------------------------------------------------------------------ import
 
 
@@ -276,6 +290,7 @@ def import_model(file: str | os.PathLike, *, name: str | None = None, task: str 
         provenance=Provenance(recipe={"imported_from": file.name, "importer": "spandrel"}, data=None,
                               command=portable_paths(command if command is not None else _command())),
     )
+    _make_exportable(descriptor.model)
     module = _Inpainter(descriptor) if masked else _Restorer(descriptor)
     channels = int(descriptor.input_channels)
     (first, *others) = [example_inputs(running, channels, *size) for size in EXPORT_SIZES]
@@ -286,7 +301,7 @@ def import_model(file: str | os.PathLike, *, name: str | None = None, task: str 
         try:
             report = export_onnx(module, first, target, input_names=tuple(running.inputs), output_names=("output",),
                                  parity_inputs=others, card=card, fp16=fp16)
-        except TrainingError as error:  # e.g. LaMa's FFT, which the ONNX exporter cannot write
+        except TrainingError as error:  # an operation the ONNX exporter cannot write
             raise TrainingError(f"{architecture.name} cannot be imported: {error.message}", path=file,
                                 hint=f"{error.hint}; nothing was written" if error.hint else "nothing was written") from None
     return ImportReport(path=report.path, card_path=report.card_path, task=chosen_task, name=name,

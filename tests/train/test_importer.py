@@ -216,3 +216,44 @@ def test_a_x1_model_is_an_sr_weight_of_scale_1_and_the_task_is_checked(tmp_path)
     x4 = save_model(random_net(ARCHITECTURES["compact-x4"][0]), tmp_path / "x4.safetensors")
     with pytest.raises(UsageError, match="not a restoration"):
         import_model(x4, task="restore")
+
+
+def test_a_lama_inpainting_model_imports_through_its_fourier_units_and_fills_holes(tmp_path):
+    """LaMa (spandrel's class, random weights: 51 M parameters) calls torch.fft, which does not export:
+    the importer swaps in the matmul DFT. Parity with spandrel's own model proves the swap."""
+    from spandrel.architectures.LaMa import LaMa
+
+    torch.manual_seed(0)
+    net = LaMa(in_nc=4, out_nc=3).eval()
+    source = save_model(net, tmp_path / "big-lama.pth")
+    report = import_model(source)
+    assert (report.task, report.name, report.scale, report.architecture) == ("inpaint", "big-lama", 1, "LaMa")
+    assert report.parity_max_abs_diff <= 1e-4
+    card = resolve_weights("inpaint", "big-lama").card
+    assert list(card.running.inputs) == ["image", "mask"] and card.running.pad_multiple == 8
+    assert card.running.inference["working_size"] % 8 == 0
+
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(report.path), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(3)
+    image = rng.random((1, 3, 48, 56), dtype=np.float32)
+    mask = np.zeros((1, 1, 48, 56), np.float32)
+    mask[..., 8:30, 16:44] = 1.0
+    with torch.no_grad():
+        expected = net(torch.from_numpy(image), torch.from_numpy(mask)).numpy()
+    got = session.run(None, {"image": image, "mask": mask})[0]
+    assert np.abs(got - expected).max() <= 1e-4
+
+    # `imgan inpaint --weights big-lama`: white = fill; outside the hole the photo is untouched
+    photo = gradient_image(40, 64, seed=4)
+    save_png(tmp_path / "photo.png", photo)
+    hole = np.zeros((40, 64, 3), np.uint8)
+    hole[10:26, 20:40] = 255
+    save_png(tmp_path / "mask.png", hole)
+    api.run("inpaint", [tmp_path / "photo.png"], weights="big-lama", mask=tmp_path / "mask.png",
+            options=RunOptions(output=tmp_path / "filled.png"))
+    filled = read_image(tmp_path / "filled.png").rgb.astype(np.int16)
+    outside = hole[..., 0] == 0
+    assert np.abs(filled[outside] - photo[outside]).max() <= 1
+    assert np.abs(filled[~outside] - photo[~outside]).mean() > 1  # the model's fill, not the photo
