@@ -77,7 +77,7 @@ def evaluate(
     tta: Annotated[bool, typer.Option("--tta", help="Also each model with the self-ensemble of `imgan upscale --tta` (rows NAME+tta).")] = False,
     json: JsonOpt = False,
     sheet: Annotated[Optional[Path], typer.Option("--sheet", help="Also write a crop sheet PNG: bicubic | models | HR.")] = None,
-    degrade: Annotated[str, typer.Option("--degrade", help="bicubic: the literature's protocol; real: that one and the real-world one (fixed, seeded Real-ESRGAN degradation).")] = "bicubic",
+    degrade: Annotated[str, typer.Option("--degrade", help="bicubic: the literature's protocol; real: that one and the real-world one (fixed, seeded Real-ESRGAN second-order degradation); photo: that one and a mild fixed chain (blur, bicubic, noise 4/255, JPEG 70); all: the three.")] = "bicubic",
     perceptual: Annotated[bool, typer.Option("--perceptual/--no-perceptual", help="Also the perceptual distance to HR (unlearned LPIPS baseline; needs torch and the VGG19 weights).")] = False,
     vgg_weights: VggWeightsOpt = None,
     device: DeviceOpt = "auto",
@@ -86,11 +86,11 @@ def evaluate(
     """PSNR/SSIM (Y, scale-px shave) and the grid energy of bicubic and each model on a folder: clean
     bicubic LR, and with --degrade real also real-world LR (blur, noise, JPEG)."""
     from .evaluate import add_perceptual_distances, evaluate_folder, write_sheet
-    from .spec import check_degradation
+    from .spec import EVAL_DEGRADATIONS, check_degradation
 
-    check_degradation(degrade)
+    check_degradation(degrade, EVAL_DEGRADATIONS)
     reports = []
-    for protocol in ("bicubic", "real") if degrade == "real" else ("bicubic",):
+    for protocol in EVAL_DEGRADATIONS[degrade]:
         report = evaluate_folder(data, weights, scale=scale, device=device, threads=threads, degrade=protocol, tta=tta)
         reports.append(add_perceptual_distances(report, vgg_weights) if perceptual else report)
     if json:
@@ -100,7 +100,7 @@ def evaluate(
             render_table(report)
     if sheet is not None:
         for report in reports:
-            path = sheet if report.degrade == "bicubic" else sheet.with_name(f"{sheet.stem}-real{sheet.suffix}")
+            path = sheet if report.degrade == "bicubic" else sheet.with_name(f"{sheet.stem}-{report.degrade}{sheet.suffix}")
             stderr.print(f"wrote {write_sheet(report, path)}")
 
 
@@ -110,7 +110,7 @@ def render_table(report) -> None:
 
     from .evaluate import BICUBIC, GRID, PERCEPTUAL
 
-    lr_kind = "real-world LR" if report.degrade == "real" else "bicubic LR"
+    lr_kind = {"real": "real-world LR", "photo": "photo-like LR"}.get(report.degrade, "bicubic LR")
     summary = Table(title=f"×{report.scale} on {report.data.name} ({len(report.images)} images, {lr_kind}): "
                           f"Y channel, {report.scale}-px shave")
     perceptual = report.methods[0].perceptual is not None

@@ -377,3 +377,4 @@ def degrade_fixed(hr: np.ndarray, index: int, config: DegradationConfig = DEFAUL
     """The evaluation protocol's degradation of image number ``index`` (its place in the sorted set):
     the same bytes on every call and machine with the same OpenCV, for ``imgan eval sr --degrade real``."""
     return degrade(hr, fixed_rng(index), config, scale)
+

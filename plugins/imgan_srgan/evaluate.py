@@ -30,6 +30,11 @@ PROTOCOL = ("HR cropped to a multiple of the scale; LR = MATLAB-style bicubic im
 REAL_PROTOCOL = ("HR cropped to a multiple of the scale; LR = Real-ESRGAN's second-order degradation with a "
                  "fixed seed per image (degrade.degrade_fixed: blur, resize, noise, JPEG, twice, then x1/scale), "
                  "uint8; PSNR/SSIM on BT.601 Y after shaving `scale` pixels per border")
+PHOTO_PROTOCOL = ("HR cropped to a multiple of the scale; LR = Gaussian blur (sigma 1.2 HR px), MATLAB-style bicubic "
+                  "x1/scale, colour Gaussian noise (sigma 4/255, fixed seed per image), JPEG quality 70 "
+                  "(protocol.degrade_photo_fixed: a phone photo or web JPEG); PSNR/SSIM on BT.601 Y after "
+                  "shaving `scale` pixels per border")
+PROTOCOLS = {"bicubic": PROTOCOL, "real": REAL_PROTOCOL, "photo": PHOTO_PROTOCOL}
 PERCEPTUAL = ("perceptual distance: unlearned LPIPS baseline on VGG19 relu1_2, relu2_2, relu3_4 (features "
               "unit-normalised over channels, squared difference, spatial mean, summed), lower is better; "
               "not LPIPS with learned weights")
@@ -65,7 +70,7 @@ class EvalReport:
 
     @property
     def protocol(self) -> str:
-        return REAL_PROTOCOL if self.degrade == "real" else PROTOCOL
+        return PROTOCOLS[self.degrade]
 
     def to_dict(self) -> dict:
         return {

@@ -151,6 +151,36 @@ def matlab_imresize(image: np.ndarray, scale: float) -> np.ndarray:
     return values
 
 
+# ------------------------------------------------------------------------- the "photo" protocol
+
+@dataclass(frozen=True)
+class PhotoDegradation:
+    """One fixed first-order chain, the one issue 14 measured on ("blur, x4 downscale, noise, JPEG 70"):
+    the mild damage of a phone photo or a web JPEG, where the second-order training chain (``degrade``)
+    spans far worse. Blur sigma in HR pixels; noise sigma on the 0..255 scale, colour Gaussian."""
+
+    blur_sigma: float = 1.2
+    noise_sigma: float = 4.0
+    jpeg_quality: int = 70
+
+
+PHOTO_DEGRADATION = PhotoDegradation()
+
+
+def degrade_photo_fixed(hr: np.ndarray, index: int, settings: PhotoDegradation = PHOTO_DEGRADATION,
+                        scale: int = 4) -> np.ndarray:
+    """HR (H, W, 3) -> LR by the "photo" protocol: Gaussian blur, MATLAB-style bicubic x1/scale (the
+    literature's LR), Gaussian noise seeded by image ``index``, JPEG; float32 on the 8-bit grid."""
+    from .degrade import add_gaussian_noise, apply_blur, bivariate_kernel, fixed_rng, jpeg
+
+    size = 2 * math.ceil(3 * settings.blur_sigma) + 1
+    blurred = apply_blur(np.clip(to_float(hr), 0.0, 1.0),
+                         bivariate_kernel(size, settings.blur_sigma, settings.blur_sigma))
+    lr = to_float(matlab_imresize(from_float(blurred, np.uint8), 1.0 / scale))
+    noisy = add_gaussian_noise(lr, fixed_rng(index), settings.noise_sigma)
+    return to_float(from_float(jpeg(noisy, settings.jpeg_quality), np.uint8))
+
+
 def crop_to_multiple(image: np.ndarray, multiple: int) -> np.ndarray:
     height, width = image.shape[:2]
     return image[: height - height % multiple, : width - width % multiple]
@@ -158,7 +188,8 @@ def crop_to_multiple(image: np.ndarray, multiple: int) -> np.ndarray:
 
 def make_eval_image(name: str, rgb: np.ndarray, scale: int, *, degrade: str = "bicubic", index: int = 0) -> EvalImage:
     """The protocol's pair: LR by MATLAB bicubic, or (``degrade="real"``) by the fixed, seeded
-    real-world degradation of image number ``index`` (degrade.degrade_fixed)."""
+    real-world degradation of image number ``index`` (degrade.degrade_fixed), or (``"photo"``) by
+    the fixed mild chain ``degrade_photo_fixed``."""
     hr = crop_to_multiple(_as_uint8(rgb), scale)
     if min(hr.shape[:2]) < 2 * scale + 11 * scale:
         raise InputError(f"image {name} is too small to evaluate at ×{scale}")
@@ -166,6 +197,8 @@ def make_eval_image(name: str, rgb: np.ndarray, scale: int, *, degrade: str = "b
         from .degrade import degrade_fixed
 
         return EvalImage(name=name, hr=hr, lr=from_float(degrade_fixed(hr, index, scale=scale), np.uint8))
+    if degrade == "photo":
+        return EvalImage(name=name, hr=hr, lr=from_float(degrade_photo_fixed(hr, index, scale=scale), np.uint8))
     return EvalImage(name=name, hr=hr, lr=matlab_imresize(hr, 1.0 / scale))
 
 

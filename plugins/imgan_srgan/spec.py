@@ -30,7 +30,10 @@ UPSAMPLERS = ("pixelshuffle", "nearest")  # the generator's x2 stages (model.py)
 DISCRIMINATORS = ("vgg", "unet")  # SRGAN's VGG-style critic, Real-ESRGAN's U-Net with spectral norm
 # How training and evaluation make LR images: the literature's clean bicubic downscale, or
 # Real-ESRGAN's second-order model of real photos (blur, resize, noise, JPEG; degrade.py).
-DEGRADATIONS = ("bicubic", "real")
+DEGRADATIONS = ("bicubic", "real")  # how training makes LR crops
+# `imgan eval sr --degrade`: the protocols each choice measures (the literature's always first)
+EVAL_DEGRADATIONS = {"bicubic": ("bicubic",), "real": ("bicubic", "real"), "photo": ("bicubic", "photo"),
+                     "all": ("bicubic", "real", "photo")}
 
 D_CHANNELS = {"vgg": 32, "unet": 64}  # first-layer widths by default (SRGAN's paper: 64; Real-ESRGAN: 64)
 
@@ -56,9 +59,9 @@ def check_options(model: str, scale: int | None) -> None:
                          hint="use 4, 2 (×2 weights, else the ×4 result downscaled) or 3 (the ×4 result downscaled)")
 
 
-def check_degradation(degrade: str) -> None:
-    if degrade not in DEGRADATIONS:
-        raise UsageError(f"unknown --degrade {degrade!r}", hint=f"choose one of {', '.join(DEGRADATIONS)}")
+def check_degradation(degrade: str, choices=DEGRADATIONS) -> None:
+    if degrade not in choices:
+        raise UsageError(f"unknown --degrade {degrade!r}", hint=f"choose one of {', '.join(choices)}")
 
 
 def validate_options(options: dict) -> None:

@@ -242,3 +242,26 @@ def test_config_defaults_and_json_round_trip():
 def test_config_refuses_bad_settings(change):
     with pytest.raises(UsageError):
         replace(CONFIG, **change)
+
+
+def test_the_photo_protocol_is_the_literature_lr_plus_blur_noise_and_jpeg_fixed_per_image():
+    from imgan_srgan.protocol import PhotoDegradation, degrade_photo_fixed, make_eval_image, matlab_imresize
+
+    import cv2
+
+    hr = cv2.resize(gradient_image(24, 32, seed=5), (128, 96), interpolation=cv2.INTER_CUBIC)  # photo-smooth
+    first = degrade_photo_fixed(hr, 2)
+    assert first.shape == (24, 32, 3) and first.dtype == np.float32
+    assert degrade_photo_fixed(hr, 2).tobytes() == first.tobytes()            # seeded by the image's index
+    assert degrade_photo_fixed(hr, 3).tobytes() != first.tobytes()
+    clean = to_float(matlab_imresize(hr, 0.25))
+    residual = first - clean
+    assert 2.0 / 255 < residual.std() < 30.0 / 255                            # blur, noise, JPEG: damage, not another image
+    assert abs(float(residual.mean())) < 2.0 / 255
+    grey = np.full((128, 128, 3), 128, np.uint8)  # on a flat picture only the noise is left (sigma 4/255;
+    # JPEG 100 still averages the chroma over 2x2 pixels, which takes part of the colour noise)
+    noise_only = degrade_photo_fixed(grey, 0, PhotoDegradation(jpeg_quality=100)) - 128 / 255
+    assert 2.5 / 255 < noise_only.std() < 4.5 / 255
+    assert degrade_photo_fixed(grey, 0).std() < noise_only.std()  # JPEG 70 smooths part of it away
+    pair = make_eval_image("x", hr, 4, degrade="photo", index=2)
+    assert np.array_equal(pair.lr, np.rint(first * 255).astype(np.uint8))

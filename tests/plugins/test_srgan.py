@@ -267,6 +267,22 @@ def test_eval_reports_bicubic_and_models_and_writes_a_sheet(exported_tiny, tmp_p
     assert sheet.size[0] > 3 * 2 * 64  # bicubic | tiny | HR, each crop enlarged ×2
 
 
+
+def test_eval_degrade_all_prints_the_three_protocols_in_order(exported_tiny, tmp_path):
+    report, _ = exported_tiny
+    for index in range(2):
+        save_png(tmp_path / "hr" / f"p{index}.png", gradient_image(64, 72, seed=index))
+    result = run_cli("eval", "sr", "--data", str(tmp_path / "hr"), "--weights", str(report.path), "--degrade", "all",
+                     "--json", "--device", "cpu")
+    assert result.returncode == 0, result.stderr
+    reports = json.loads(result.stdout)
+    assert [r["degrade"] for r in reports] == ["bicubic", "real", "photo"]
+    assert "JPEG quality 70" in reports[2]["protocol"] and "second-order" in reports[1]["protocol"]
+    bicubic = [r["methods"]["bicubic"]["psnr_y"] for r in reports]
+    assert bicubic[0] > bicubic[2] and bicubic[0] > bicubic[1]  # damaged LR is further from HR
+    assert run_cli("eval", "sr", "--data", str(tmp_path / "hr"), "--degrade", "phone").returncode == 2
+
+
 # ------------------------------------------------------------------------------------------ training
 
 
