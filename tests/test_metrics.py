@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from imgan.errors import UsageError
-from imgan.metrics import gaussian_kernel, psnr, rgb_to_y, shave, ssim
+from imgan.metrics import gaussian_kernel, periodic_peak, psnr, rgb_to_y, shave, ssim
 
 
 def reference_ssim(a: np.ndarray, b: np.ndarray, *, data_range: float = 1.0, window: int = 11,
@@ -106,3 +106,17 @@ def test_shave_drops_each_border():
     assert shave(array, 0) is array
     with pytest.raises(UsageError, match="cannot shave"):
         shave(array, 5)
+
+
+def test_periodic_peak_finds_a_stripe_pattern_its_period_and_angle_and_not_noise():
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[0:160, 0:200]
+    texture = rng.normal(0, 1, (160, 200))  # a broad spectrum, like a painted texture
+    stripes = 0.5 * np.sin(2 * np.pi * (x + y) / (6 * math.sqrt(2)))  # period 6 px along the diagonal
+    ratio, period, angle = periodic_peak(texture + stripes)
+    assert ratio > 25 and abs(period - 6) < 0.3 and abs(abs(angle) - 45) < 4
+    assert periodic_peak(texture)[0] < 20
+    # a slow content gradient and long periods are outside the band
+    assert periodic_peak(texture + np.sin(2 * np.pi * x / 40) * 5)[0] < 20
+    with pytest.raises(UsageError):
+        periodic_peak(np.zeros((20, 20)))

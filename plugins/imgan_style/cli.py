@@ -150,7 +150,7 @@ def evaluate(
     json: JsonOpt = False,
 ) -> None:
     """Per style: style and content loss of the fast net vs a 300-step optimisation on unseen photos."""
-    from .evaluate import evaluate_styles
+    from .evaluate import STRIPES_LIMIT_DB, evaluate_styles
 
     def report(row: dict) -> None:
         stderr.print(f"{row['style']} {row['photo']}: fast/optimised total {row['total_ratio']:.2f} "
@@ -165,11 +165,13 @@ def evaluate(
     from rich.table import Table
 
     table = Table("style", "photo", "fast style", "opt style", "fast content", "opt content", "fast total",
-                  "opt total", "fast/opt", title=f"imgan eval style ({steps}-step optimisation baseline)")
+                  "opt total", "fast/opt", "stripes dB", title=f"imgan eval style ({steps}-step optimisation baseline; "
+                  f"stripes: chroma peak at 3-10 px on a blurred photo, mean <= {STRIPES_LIMIT_DB:g} dB is none)")
     for row in rows:
         table.add_row(row["style"], row["photo"], f"{row['fast']['style']:.4g}", f"{row['optimised']['style']:.4g}",
                       f"{row['fast']['content']:.4g}", f"{row['optimised']['content']:.4g}",
-                      f"{row['fast']['total']:.4g}", f"{row['optimised']['total']:.4g}", f"{row['total_ratio']:.2f}")
+                      f"{row['fast']['total']:.4g}", f"{row['optimised']['total']:.4g}", f"{row['total_ratio']:.2f}",
+                      f"{row['stripes_db']:.0f} ({row['stripes_period_px']:.1f} px, {row['stripes_angle']}°)")
     stdout.print(table)
 
 

@@ -3,6 +3,9 @@
 Per shipped style and unseen test photo: the style, content and total loss (the style's own
 layers and weights, from its model card) of the fast net's output and of a Gatys optimisation
 (L-BFGS, `steps` steps, started from the photo). Goal: fast total within 1.5x of the optimum.
+Also the stripes figure: the strongest regular pattern (period 3-10 px) in the chroma of the net's
+output on a blurred copy of the photo, where the photo itself has none (``stripes_db``; a painted
+texture stays below STRIPES_LIMIT_DB (a mean over photos), a net that lays one fixed pattern over the picture does not).
 Returns the rows; with `card_metrics`, each style's means go into its model card.
 """
 from __future__ import annotations
@@ -26,6 +29,21 @@ from .optimise import optimise_image
 from .spec import MULTIPLE, REPO, SHARED_ASSETS, TASK, StyleSettings, scaled_size
 
 PROTOCOL = "vs_optimisation"  # the card's metrics key
+# Means over test photos: the universal model's outputs measure 20-24 dB (single photos 17-25.5), the
+# four nets of v1 29-41 dB (single photos 27-43), all at a period of 6-7 px on a diagonal.
+STRIPES_LIMIT_DB = 26.0
+STRIPES_BLUR_SIGMA = 8.0  # px: takes the photo's own regular structures (fences, waves) out of the test
+
+
+def stripes_db(stylise, rgb: np.ndarray) -> tuple[float, float, float]:
+    """periodic_peak of the R-B chroma of ``stylise``'s output on ``rgb`` blurred: (dB, period px, angle deg)."""
+    import cv2
+
+    from imgan.metrics import periodic_peak
+
+    smooth = cv2.GaussianBlur(rgb, (0, 0), STRIPES_BLUR_SIGMA)
+    out = np.asarray(stylise(smooth, None, False), dtype=np.float64)
+    return periodic_peak(out[..., 0] - out[..., 2])
 
 
 def style_of(weights: Weights) -> dict:
@@ -94,12 +112,14 @@ def evaluate_style(weights: Weights, photos: list[Path], *, size: int = 256, ste
         optimised = optimise_image(photo, objective, steps=steps, progress=progress)
         optimised_seconds = time.perf_counter() - started
         fast_scores, optimised_scores = _scored(objective, fast, photo), _scored(objective, optimised, photo)
+        stripes, period, angle = stripes_db(stylise, rgb)
         rows.append({
             "style": weights.name, "photo": path.name, "size": list(rgb.shape[:2]), "steps": steps,
             "fast": fast_scores, "optimised": optimised_scores,
             "total_ratio": fast_scores["total"] / optimised_scores["total"],
             "style_ratio": fast_scores["style"] / optimised_scores["style"],
             "fast_seconds": round(fast_seconds, 3), "optimised_seconds": round(optimised_seconds, 1),
+            "stripes_db": round(stripes, 1), "stripes_period_px": round(period, 1), "stripes_angle": round(angle),
         })
         if on_row is not None:
             on_row(rows[-1])
@@ -136,5 +156,5 @@ def evaluate_styles(*, styles: list[str] | None, data: Path, images: int = 2, si
 def summary(rows: list[dict], *, size: int, steps: int) -> dict:
     """One style's rows -> what its card keeps: the protocol, and the means of the ratios and times."""
     figures = {key: round(float(np.mean([row[key] for row in rows])), 4)
-               for key in ("total_ratio", "style_ratio", "fast_seconds", "optimised_seconds")}
+               for key in ("total_ratio", "style_ratio", "fast_seconds", "optimised_seconds", "stripes_db")}
     return {"photos": [row["photo"] for row in rows], "longest_side": size, "optimisation_steps": steps, **figures}

@@ -41,6 +41,10 @@ class StyleSettings(JsonConfig):
     style_weight: float = 1.0
     content_weight: float = 2e-5
     tv_weight: float = 0.5
+    # Scales at which the output and the painting are compared (the style term is their mean): at
+    # 1/2 and 1/4 scale relu3_x's 48-px receptive field spans 96 and 192 px of the picture, the scale
+    # of brush strokes and shapes, not only of fine texture. (1.0,) is the single-scale loss.
+    pyramid: tuple[float, ...] = (1.0, 0.5, 0.25)
 
     def loss_weights(self) -> dict[str, float]:
         return {"style": self.style_weight, "content": self.content_weight, "tv": self.tv_weight}
