@@ -85,14 +85,15 @@ def evaluate(
 ) -> None:
     """PSNR/SSIM (Y, scale-px shave) and the grid energy of bicubic and each model on a folder: clean
     bicubic LR, and with --degrade real also real-world LR (blur, noise, JPEG)."""
-    from .evaluate import add_perceptual_distances, evaluate_folder, write_sheet
+    from .evaluate import add_perceptual_distances, evaluate_folder, perceptual_distance, write_sheet
     from .spec import EVAL_DEGRADATIONS, check_degradation
 
     check_degradation(degrade, EVAL_DEGRADATIONS)
+    distance = perceptual_distance(vgg_weights) if perceptual else None  # fails early without VGG19 weights
     reports = []
     for protocol in EVAL_DEGRADATIONS[degrade]:
         report = evaluate_folder(data, weights, scale=scale, device=device, threads=threads, degrade=protocol, tta=tta)
-        reports.append(add_perceptual_distances(report, vgg_weights) if perceptual else report)
+        reports.append(add_perceptual_distances(report, distance=distance) if perceptual else report)
     if json:
         print_json([report.to_dict() for report in reports] if len(reports) > 1 else reports[0].to_dict())
     else:

@@ -85,11 +85,17 @@ class EvalReport:
         }
 
 
-def add_perceptual_distances(report: EvalReport, vgg_weights: str | None = None) -> EvalReport:
-    """Each method's mean perceptual distance to HR (needs torch: the train extra)."""
+def perceptual_distance(vgg_weights: str | None = None):
+    """The perceptual distance (PERCEPTUAL), its VGG19 weights loaded now: a missing file fails before any model runs."""
     from imgan.train.perceptual_distance import PerceptualDistance
 
-    distance = PerceptualDistance(vgg_weights)
+    return PerceptualDistance(vgg_weights)
+
+
+def add_perceptual_distances(report: EvalReport, vgg_weights: str | None = None, *, distance=None) -> EvalReport:
+    """Each method's mean perceptual distance to HR (needs torch: the train extra); ``distance``: one made
+    by ``perceptual_distance`` already."""
+    distance = distance if distance is not None else perceptual_distance(vgg_weights)
     for method in report.methods:
         method.perceptual = float(np.mean([distance(output, image.hr)
                                            for output, image in zip(method.outputs, report.images)]))
