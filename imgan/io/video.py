@@ -116,6 +116,12 @@ def read_frames(
     return _decode_range(info.path, _select_frames(info, start=start, end=end, max_frames=max_frames))
 
 
+def first_frame_at_or_after(path: str | os.PathLike, seconds: float | None) -> float:
+    """The time (index / fps) of the first frame that ``read_frames(path, start=seconds)`` returns."""
+    info = probe_video(path)
+    return _first_index_at_or_after(seconds or 0.0, info.fps) / info.fps
+
+
 def _select_frames(
     info: VideoInfo, *, start: float | None = None, end: float | None = None, max_frames: int | None = None
 ) -> range:
@@ -283,9 +289,11 @@ def write_video(
     overwrite: bool = False,
     audio_from: str | os.PathLike | None = None,
     audio_start: float = 0.0,
+    audio_duration: float | None = None,
 ) -> Path:
     """Encode RGB uint8 (H, W, 3) frames to `path` at `fps`, atomically; optionally with the audio
-    of `audio_from` starting at `audio_start` seconds (cut or padded with silence to the video).
+    of `audio_from` starting at `audio_start` seconds, `audio_duration` seconds of it (None: as much
+    as the video lasts), cut or padded with silence to the video.
 
     Odd frame sizes gain one replicated row/column (H.264 in yuv420p needs even sizes). Without
     ffmpeg, OpenCV encodes and the audio is dropped with a RuntimeWarning.
@@ -295,7 +303,7 @@ def write_video(
     if not math.isfinite(fps) or fps <= 0:
         raise UsageError(f"fps must be a positive number, got {fps}")
     exe = find_ffmpeg()
-    audio = _AudioSegment(Path(audio_from), audio_start) if audio_from is not None else None
+    audio = _AudioSegment(Path(audio_from), audio_start, audio_duration) if audio_from is not None else None
     if audio is not None and exe is None:
         warnings.warn(_NO_FFMPEG_AUDIO, RuntimeWarning, stacklevel=2)
         audio = None

@@ -42,18 +42,23 @@ def predict(
     from .infer import predict_clip, predict_mmnist
 
     check_predict_sources(clip, mmnist)
+    notes: tuple[str, ...] = ()
     if mmnist is not None:
         with StepProgress("predicting") as progress:
             written = predict_mmnist(mmnist, output or Path("mmnist-predictions"), mnist=mnist, context=context,
                                      future=future, weights=weights, device=device, threads=threads,
                                      overwrite=overwrite, progress=progress)
     else:
-        written = predict_clip(clip, output=output, context=context, future=future, only_future=only_future,
-                               sheet=sheet, size=size, start=start, weights=weights, device=device, threads=threads,
-                               overwrite=overwrite).written
+        with StepProgress("model steps") as progress:
+            prediction = predict_clip(clip, output=output, context=context, future=future, only_future=only_future,
+                                      sheet=sheet, size=size, start=start, weights=weights, device=device,
+                                      threads=threads, overwrite=overwrite, progress=progress)
+        written, notes = prediction.written, prediction.notes
     if json:
-        print_json({"written": [str(path) for path in written]})
+        print_json({"written": [str(path) for path in written], "notes": list(notes)})
         return
+    for note in notes:
+        stderr.print(note, highlight=False)
     for path in written:
         stdout.print(f"wrote {path}", highlight=False, soft_wrap=True)
 

@@ -66,19 +66,29 @@ def load_step_model(weights: str | os.PathLike | None = None, *, device: str = "
                      multiple=max(1, chosen.pad_multiple), state_channels=[int(i.shape[1]) for i in inputs[1:]])
 
 
-def rollout(model: StepModel, context: np.ndarray, future: int) -> np.ndarray:
-    """context (N, T, C, H, W) float32 in [0, 1] -> the next `future` frames (N, future, C, H, W)."""
+def rollout(model: StepModel, context: np.ndarray, future: int,
+            progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+    """context (N, T, C, H, W) float32 in [0, 1] -> the next `future` frames (N, future, C, H, W);
+    `progress(done, total)` after each of the T + future - 1 model steps."""
     batch, length, channels, height, width = context.shape
     _check_frames(model, channels, height, width)
     if length < 1 or future < 1:
         raise UsageError(f"a rollout needs at least one context frame and one future frame, got {length} and {future}")
     states = model.zero_states(batch, height, width)
+    total = length + future - 1
+
+    def stepped(done: int) -> None:
+        if progress is not None:
+            progress(done, total)
+
     for t in range(length):
         prediction, states = model.step(context[:, t], states)
+        stepped(t + 1)
     forecast = [prediction]
-    for _ in range(future - 1):
+    for index in range(future - 1):
         prediction, states = model.step(prediction, states)
         forecast.append(prediction)
+        stepped(length + index + 1)
     return np.stack(forecast, axis=1)
 
 
@@ -178,19 +188,25 @@ def write_gif(path: str | os.PathLike, context: np.ndarray, truth: np.ndarray | 
 class Prediction:
     frames: np.ndarray  # (future, H, W, 3) uint8
     written: list[Path]
+    audio_kept: bool = False  # the context part of the video carries the clip's audio; predicted frames are silent
+    notes: tuple[str, ...] = ()
 
 
 def predict_clip(clip: str | os.PathLike, *, output: str | os.PathLike | None = None, context: int = DEFAULT_CONTEXT,
                  future: int = DEFAULT_FUTURE, only_future: bool = False, sheet: str | os.PathLike | None = None,
                  size: int | None = None, start: float | None = None, weights: str | os.PathLike | None = None,
-                 device: str = "auto", threads: int | None = None, overwrite: bool = False) -> Prediction:
+                 device: str = "auto", threads: int | None = None, overwrite: bool = False,
+                 progress: Callable[[int, int], None] | None = None) -> Prediction:
     """Predict `future` frames after the first `context` frames of `clip` (from `start` seconds).
 
     Writes `output` (default <stem>.video.mp4 beside the clip unless only a sheet is asked for):
     the context frames followed by the prediction, or the prediction alone with `only_future`.
-    `sheet` writes an image: context | the clip's true next frames (when it has them) | prediction.
+    The context part keeps the clip's audio (of those very frames); the predicted frames are
+    silent: the model predicts pictures, not sound. `sheet` writes an image: context | the clip's
+    true next frames (when it has them) | prediction. `progress(done, total)` after each frame the
+    model reads or predicts.
     """
-    from imgan.io.video import probe_video, write_video
+    from imgan.io.video import find_ffmpeg, first_frame_at_or_after, probe_video, write_video
 
     if context < 1 or future < 1:
         raise UsageError(f"--context and --future must be at least 1, got {context} and {future}")
@@ -202,18 +218,25 @@ def predict_clip(clip: str | os.PathLike, *, output: str | os.PathLike | None = 
                          path=clip, hint="use a longer clip, an earlier --start or a smaller --context")
     seen = to_model(frames[:context])  # (context, C, H, W)
     _check_frames(model, *seen.shape[1:], path=clip)
-    forecast = to_rgb8(rollout(model, seen[None], future)[0])
+    forecast = to_rgb8(rollout(model, seen[None], future, progress=progress)[0])
     shown_context = to_rgb8(seen)
     truth = to_rgb8(to_model(frames[context:])) if len(frames) > context else None
-    written = []
+    written, notes = [], []
     if output is None and sheet is None:
         output = Path(clip).with_name(f"{Path(clip).stem}.{TASK}.mp4")
+    audio_kept = output is not None and not only_future and info.has_audio and find_ffmpeg() is not None
     if output is not None:
         video = forecast if only_future else np.concatenate([shown_context, forecast])
-        written.append(write_video(iter(video), output, fps=info.fps, overwrite=overwrite))
+        audio = dict(audio_from=clip, audio_start=first_frame_at_or_after(clip, start),
+                     audio_duration=context / info.fps) if audio_kept else {}
+        written.append(write_video(iter(video), output, fps=info.fps, overwrite=overwrite, **audio))
+        if audio_kept:
+            notes.append(f"audio: the clip's, under the {context} context frames; the {future} predicted frames are silent")
+        elif info.has_audio:
+            notes.append("audio: none (" + ("--only-future: predicted frames only" if only_future else "no ffmpeg") + ")")
     if sheet is not None:
         written.append(write_sheet(sheet, shown_context, truth, forecast, overwrite=overwrite))
-    return Prediction(frames=forecast, written=written)
+    return Prediction(frames=forecast, written=written, audio_kept=audio_kept, notes=tuple(notes))
 
 
 def predict_mmnist(count: int, output_dir: str | os.PathLike, *, mnist: str | os.PathLike | None = None,

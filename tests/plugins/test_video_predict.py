@@ -430,3 +430,37 @@ def test_predict_mmnist_writes_sheets_and_gifs(trained, tmp_path):
                                                       "mmnist-0001.png"]
     assert Image.open(tmp_path / "mm" / "mmnist-0000.png").size == (4 * 66 - 2, 3 * 66 - 2)
     assert Image.open(tmp_path / "mm" / "mmnist-0001.gif").n_frames == 3 + 4
+
+
+def _audio_rms(path: Path, rate: int = 8000) -> np.ndarray:
+    """The RMS loudness of each 0.1 s of the file's audio (mono, decoded by ffmpeg)."""
+    import subprocess
+
+    from imgan.io.video import find_ffmpeg
+
+    pcm = subprocess.run([find_ffmpeg(), "-v", "error", "-i", str(path), "-vn", "-ac", "1", "-ar", str(rate), "-f", "s16le",
+                          "-"], check=True, capture_output=True).stdout
+    samples = np.frombuffer(pcm, np.int16).astype(np.float64)
+    chunk = rate // 10
+    return np.sqrt(np.mean(samples[: len(samples) // chunk * chunk].reshape(-1, chunk) ** 2, axis=1))
+
+
+def test_predict_keeps_the_context_audio_and_predicted_frames_are_silent(trained, tmp_path):
+    import subprocess
+
+    from imgan.io.video import find_ffmpeg
+
+    if find_ffmpeg() is None:
+        pytest.skip("no ffmpeg binary")
+    _, onnx_path, _ = trained
+    silent = _square_clip(tmp_path / "square.mp4", frames=20)  # 2 s at 10 fps
+    clip = tmp_path / "square-sound.mp4"
+    subprocess.run([find_ffmpeg(), "-v", "error", "-i", str(silent), "-f", "lavfi", "-i", "sine=frequency=440:duration=2",
+                    "-c:v", "copy", "-c:a", "aac", "-shortest", str(clip)], check=True)
+    out = tmp_path / "out.mp4"
+    result = run_cli("predict", clip, "--weights", onnx_path, "--context", 10, "--future", 10, "-o", out, "--json")
+    assert result.returncode == 0, result.stderr
+    assert any("predicted frames are silent" in note for note in json.loads(result.stdout)["notes"])
+    loudness = _audio_rms(out)
+    assert probe_video(out).has_audio and len(loudness) >= 19
+    assert loudness[1:9].min() > 1000 and loudness[11:19].max() < 50  # 1 s of tone under the context, then silence
