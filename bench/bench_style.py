@@ -258,22 +258,23 @@ def print_figures(results: dict) -> None:
                   f"  {row['s_per_mp']:6.2f} s/MP")
         for ratio in peer["ratios"]:
             print(f"  {ratio['size']:8} {ratio['peer']} / {ratio['imgan']}: x{ratio['peer_over_imgan']:.2f} (> 1: imgan faster)")
-    if "runtime_vs_eager" not in results:
-        return
+    if "runtime_vs_eager" in results:
+        print_runtime(results["runtime_vs_eager"])
+    if "fast_vs_optimisation" in results:
+        fast = results["fast_vs_optimisation"]
+        print(f"fast vs optimisation at {fast['size'][1]}x{fast['size'][0]} (goal >= 500x): fast {fast['fast_s'] * 1000:.0f} ms,"
+              f" 300 L-BFGS steps {fast['optimisation_300_steps_s']:.0f} s (timed {fast['measured_steps']}) -> x{fast['speedup']:.0f}")
+    if "flicker" in results:
+        flick = results["flicker"]
+        print(f"flicker on {flick['clip']} ({flick['frames']} frames), output/input change: "
+              f"plain {flick['plain']:.3f}, --stable {flick['stable']:.3f}")
+
+
+def print_runtime(rows: list[dict]) -> None:
     print("style nets, ONNX Runtime vs torch eager (goal >= 2x), and `imgan stylize` on 1 MP:")
-    for row in results["runtime_vs_eager"]:
+    for row in rows:
         print(f"  {row['style']:10} ORT {row['onnxruntime_s'] * 1000:7.0f} ms  eager {row['torch_eager_s'] * 1000:7.0f} ms"
               f"  x{row['speedup']:.2f}   stylize 1 MP {row['stylize_1mp_s']:.2f} s")
-    if "fast_vs_optimisation" not in results:
-        return
-    fast = results["fast_vs_optimisation"]
-    print(f"fast vs optimisation at {fast['size'][1]}x{fast['size'][0]} (goal >= 500x): fast {fast['fast_s'] * 1000:.0f} ms,"
-          f" 300 L-BFGS steps {fast['optimisation_300_steps_s']:.0f} s (timed {fast['measured_steps']}) -> x{fast['speedup']:.0f}")
-    if "flicker" not in results:
-        return
-    flick = results["flicker"]
-    print(f"flicker on {flick['clip']} ({flick['frames']} frames), output/input change: "
-          f"plain {flick['plain']:.3f}, --stable {flick['stable']:.3f}")
 
 
 if __name__ == "__main__":
