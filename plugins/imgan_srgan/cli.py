@@ -13,7 +13,7 @@ from imgan.cli_support import (CheckpointEveryOpt, DeviceOpt, InitFromOpt, JsonO
                                ThreadsOpt, VggWeightsOpt, WorkersOpt, print_json, render_run_result, stderr, stdout)
 
 from . import TASK
-from .spec import DEFAULT_MODEL, TrainSettings
+from .spec import DEFAULT_MODEL, TrainSettings, model_of, weights_name
 
 
 def verb_options(
@@ -67,7 +67,8 @@ def train(
     from .recipe import train_sr
 
     result = train_sr(settings)
-    render_run_result(result, task=TASK, output=f"{TASK}-{settings.stage}-x{settings.scale}.onnx")
+    render_run_result(result, task=TASK,
+                      output=f"{TASK}-{weights_name(model_of(settings.stage, settings.degrade), settings.scale)}.onnx")
 
 
 def evaluate(

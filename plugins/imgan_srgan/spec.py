@@ -13,6 +13,11 @@ def weights_name(model: str, scale: int) -> str:
     return f"{model}-x{scale}"
 
 
+def model_of(stage: str, degrade: str) -> str:
+    """The --model a training stage makes: srresnet/srgan on bicubic LR, realnet/real on real-world LR."""
+    return {"srresnet": "realnet", "srgan": "real"}[stage] if degrade == "real" else stage
+
+
 MODEL_WEIGHTS = {model: weights_name(model, 4) for model in ("srgan", "srresnet", "realnet")}
 # The PSNR model by default: the shipped srgan-x4 (a 300-step CPU fine-tune) adds edge contrast
 # and texture but also a faint 2-/4-pixel grid in flat areas (`imgan eval sr` on Set5: +11 dB at

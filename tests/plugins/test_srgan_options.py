@@ -257,3 +257,12 @@ def test_card_descriptions_name_the_degradation_and_the_grid(exported_tiny, tmp_
     assert "grid" in described({"stage": "srgan"}) and "real-world" not in described({"stage": "srgan"})
     assert "grid" not in described({"stage": "srgan"}, upsample="nearest")
     assert "real-world" in described({"stage": "srresnet", "degrade": "real"})
+
+
+def test_each_training_stage_names_the_model_it_makes():
+    from imgan_srgan.spec import MODEL_WEIGHTS, model_of, weights_name
+
+    made = {(stage, degrade): model_of(stage, degrade) for stage in ("srresnet", "srgan") for degrade in ("bicubic", "real")}
+    assert made == {("srresnet", "bicubic"): "srresnet", ("srgan", "bicubic"): "srgan",
+                    ("srresnet", "real"): "realnet", ("srgan", "real"): "real"}
+    assert weights_name(made[("srresnet", "real")], 4) == MODEL_WEIGHTS["realnet"]  # what `train sr` tells you to export
