@@ -171,6 +171,7 @@ def evaluate(
         table.add_row(row["style"], row["photo"], f"{row['fast']['style']:.4g}", f"{row['optimised']['style']:.4g}",
                       f"{row['fast']['content']:.4g}", f"{row['optimised']['content']:.4g}",
                       f"{row['fast']['total']:.4g}", f"{row['optimised']['total']:.4g}", f"{row['total_ratio']:.2f}",
+                      "-" if row["stripes_db"] is None else
                       f"{row['stripes_db']:.0f} ({row['stripes_period_px']:.1f} px, {row['stripes_angle']}°)")
     stdout.print(table)
 

@@ -35,11 +35,18 @@ STRIPES_LIMIT_DB = 26.0
 STRIPES_BLUR_SIGMA = 8.0  # px: takes the photo's own regular structures (fences, waves) out of the test
 
 
-def stripes_db(stylise, rgb: np.ndarray) -> tuple[float, float, float]:
-    """periodic_peak of the R-B chroma of ``stylise``'s output on ``rgb`` blurred: (dB, period px, angle deg)."""
+STRIPES_MIN_SIDE = 40  # periodic_peak needs 4 of its longest periods (10 px) a side
+
+
+def stripes_db(stylise, rgb: np.ndarray) -> tuple[float, float, float] | None:
+    """periodic_peak of the R-B chroma of ``stylise``'s output on ``rgb`` blurred: (dB, period px, angle deg);
+    None for a picture under STRIPES_MIN_SIDE a side."""
     import cv2
 
     from imgan.metrics import periodic_peak
+
+    if min(rgb.shape[:2]) < STRIPES_MIN_SIDE:
+        return None
 
     smooth = cv2.GaussianBlur(rgb, (0, 0), STRIPES_BLUR_SIGMA)
     out = np.asarray(stylise(smooth, None, False), dtype=np.float64)
@@ -112,14 +119,16 @@ def evaluate_style(weights: Weights, photos: list[Path], *, size: int = 256, ste
         optimised = optimise_image(photo, objective, steps=steps, progress=progress)
         optimised_seconds = time.perf_counter() - started
         fast_scores, optimised_scores = _scored(objective, fast, photo), _scored(objective, optimised, photo)
-        stripes, period, angle = stripes_db(stylise, rgb)
+        stripes, period, angle = stripes_db(stylise, rgb) or (None, None, None)
         rows.append({
             "style": weights.name, "photo": path.name, "size": list(rgb.shape[:2]), "steps": steps,
             "fast": fast_scores, "optimised": optimised_scores,
             "total_ratio": fast_scores["total"] / optimised_scores["total"],
             "style_ratio": fast_scores["style"] / optimised_scores["style"],
             "fast_seconds": round(fast_seconds, 3), "optimised_seconds": round(optimised_seconds, 1),
-            "stripes_db": round(stripes, 1), "stripes_period_px": round(period, 1), "stripes_angle": round(angle),
+            "stripes_db": None if stripes is None else round(stripes, 1),
+            "stripes_period_px": None if period is None else round(period, 1),
+            "stripes_angle": None if angle is None else round(angle),
         })
         if on_row is not None:
             on_row(rows[-1])
@@ -156,5 +165,7 @@ def evaluate_styles(*, styles: list[str] | None, data: Path, images: int = 2, si
 def summary(rows: list[dict], *, size: int, steps: int) -> dict:
     """One style's rows -> what its card keeps: the protocol, and the means of the ratios and times."""
     figures = {key: round(float(np.mean([row[key] for row in rows])), 4)
-               for key in ("total_ratio", "style_ratio", "fast_seconds", "optimised_seconds", "stripes_db")}
+               for key in ("total_ratio", "style_ratio", "fast_seconds", "optimised_seconds")}
+    stripes = [row["stripes_db"] for row in rows if row.get("stripes_db") is not None]
+    figures["stripes_db"] = round(float(np.mean(stripes)), 1) if stripes else None
     return {"photos": [row["photo"] for row in rows], "longest_side": size, "optimisation_steps": steps, **figures}

@@ -395,6 +395,7 @@ def test_eval_compares_the_fast_net_with_an_optimisation_and_reports_each_row(ti
     assert row["style"] == "tiny" and row["photo"] == "a.png" and row["size"] == [32, 48]
     assert row["total_ratio"] == pytest.approx(row["fast"]["total"] / row["optimised"]["total"])
     assert row["optimised"]["total"] < row["fast"]["total"]  # an untrained net is far from the optimum
+    assert row["stripes_db"] is None  # 32x48: too small to measure a 3-10 px pattern
     with pytest.raises(Exception, match="unknown style nope"):
         evaluate_styles(styles=["nope"], data=photos)
 
