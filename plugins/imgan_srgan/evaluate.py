@@ -183,10 +183,13 @@ def detail_window(hr: np.ndarray, size: int) -> tuple[int, int]:
 
 
 def write_sheet(report: EvalReport, path: str | os.PathLike) -> Path:
-    """One row per image: the same detailed crop from every method, then HR, enlarged ×2 (nearest)."""
+    """One row per image: the same detailed crop of the LR input (each pixel a scale×scale block, so what
+    the models were given is seen), of every method, then of HR; enlarged ×2 (nearest)."""
     from PIL import Image, ImageDraw
 
-    columns = [(m.name, m.outputs) for m in report.methods] + [("HR", [image.hr for image in report.images])]
+    lr_blocks = [np.repeat(np.repeat(image.lr, report.scale, axis=0), report.scale, axis=1) for image in report.images]
+    columns = ([("LR", lr_blocks)] + [(m.name, m.outputs) for m in report.methods]
+               + [("HR", [image.hr for image in report.images])])
     size = min(SHEET_CROP, *(min(image.hr.shape[:2]) for image in report.images))
     panel, gap, label_height = size * SHEET_ZOOM, 4, 18
     sheet = Image.new("RGB", (len(columns) * (panel + gap) + gap, label_height + len(report.images) * (panel + gap)),

@@ -264,7 +264,9 @@ def test_eval_reports_bicubic_and_models_and_writes_a_sheet(exported_tiny, tmp_p
     assert set(data["methods"]["tiny"]["per_image"]) == {"p0", "p1"}
     assert 15 < data["methods"]["bicubic"]["psnr_y"] < 60
     sheet = Image.open(write_sheet(evaluated, tmp_path / "sheet.png"))
-    assert sheet.size[0] > 3 * 2 * 64  # bicubic | tiny | HR, each crop enlarged ×2
+    assert sheet.size[0] > 4 * 2 * 64  # LR | bicubic | tiny | HR, each crop enlarged ×2
+    lr_panel = np.asarray(sheet)[18:18 + 2 * 64, 4:4 + 2 * 64]
+    assert np.array_equal(lr_panel[::8, ::8], lr_panel[1::8, 1::8])  # LR pixels as 4x4 blocks, enlarged x2: 8x8
 
 
 
