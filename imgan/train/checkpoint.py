@@ -171,16 +171,41 @@ def warm_start(start: str | Path, generator: nn.Module, *, task: str, spec: "Mod
     state = start_state(start)
     ours = _as_plain(spec.architecture(model_config))
     theirs = _as_plain(spec.architecture(state["model_config"])) if state.get("task") == task else None
-    if theirs != ours:
+    partial = theirs is not None and _differ_only_in(ours, theirs, spec.transferable_keys)
+    if theirs != ours and not partial:
         raise TrainingError("the weights to start from have a different model", path=start,
                             hint=f"train with their settings: {_as_json(theirs)}" if theirs is not None
                             else f"start from {task} weights")
+    from imgan.cards import portable_path
+
+    started = {"from": portable_path(start), "step": int(state["step"]), "seconds": round(float(state["seconds"]), 1)}
+    if partial:
+        # e.g. another upsampler on the same body: every tensor of the same name and shape is carried over,
+        # the rest keeps its fresh initialisation (and is named in run.json's init_from)
+        fresh = _load_matching(generator, starting_weights(state, spec.build(dict(state["model_config"]))))
+        return {**started, "partial": sorted(fresh)}
     generator.load_state_dict(starting_weights(state, generator))
     if "onnx" in state:
         check_onnx_parity(spec.exportable(generator), start, spec.parity_inputs(model_config))
-    from imgan.cards import portable_path
+    return started
 
-    return {"from": portable_path(start), "step": int(state["step"]), "seconds": round(float(state["seconds"]), 1)}
+
+def _differ_only_in(ours: Any, theirs: Any, keys: tuple[str, ...]) -> bool:
+    """Both architectures (dicts, nested) are equal but for the values of ``keys``, and differ in one of them."""
+    def without(config: Any) -> Any:
+        if isinstance(config, dict):
+            return {key: without(value) for key, value in config.items() if key not in keys}
+        return config
+
+    return bool(keys) and ours != theirs and without(ours) == without(theirs)
+
+
+def _load_matching(module: nn.Module, state: dict[str, torch.Tensor]) -> list[str]:
+    """Load the tensors of ``state`` whose name and shape ``module`` has; the names of those left as they were."""
+    own = module.state_dict()
+    matching = {name: tensor for name, tensor in state.items() if name in own and own[name].shape == tensor.shape}
+    module.load_state_dict({**own, **matching})
+    return [name for name in own if name not in matching]
 
 
 def _as_plain(config: Any) -> Any:

@@ -35,6 +35,9 @@ class ModelSpec:
     export_sizes:   (height, width) of the traced example, then of each parity check.
     architecture:   the part of model_config two weights must share for one to start from the
                     other (the default, all of it; style ignores which painting a net learnt).
+    transferable_keys: architecture keys in which a start may differ: then the tensors of the same
+                    name and shape carry over and the rest starts fresh (sr: "upsample", a new
+                    upsampler on a trained body).
     finish_card:    (card, context) -> card: task additions (a description, files beside the .onnx).
                     context: {"onnx": Path, "run": run.json dict, "checkpoint": its metadata,
                     "run_dir": the checkpoint's folder}.
@@ -51,6 +54,7 @@ class ModelSpec:
     dynamic_axes: Callable[[Mapping[str, Any]], dict] | None = None
     export_sizes: tuple[tuple[int, int], ...] = ((48, 64), (23, 57))
     architecture: Callable[[Mapping[str, Any]], Mapping[str, Any]] = _whole
+    transferable_keys: tuple[str, ...] = ()
     finish_card: Callable[[ModelCard, dict], ModelCard] | None = None
     after_export: Callable[[Any, dict], None] | None = None
 

@@ -420,4 +420,5 @@ def architecture(model_config: Mapping[str, Any]) -> dict[str, Any]:
 
 
 SPEC = ModelSpec(build=build_generator, example_inputs=example_inputs, running=running, export_sizes=EXPORT_SIZES,
-                 architecture=architecture, finish_card=finish_card, after_export=measure_export)
+                 architecture=architecture, transferable_keys=("upsample",), finish_card=finish_card,
+                 after_export=measure_export)

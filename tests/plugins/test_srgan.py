@@ -351,6 +351,25 @@ def test_srgan_stage_starts_from_srresnet_with_perceptual_and_adversarial_terms(
                    channels=8, vgg_weights=str(VGG_FILE), eval_data=None)
 
 
+def test_a_new_upsampler_starts_on_a_trained_body(tiny_photos, tmp_path):
+    """--upsample nearest --init-from a pixelshuffle run: the body carries over, the upsampler starts fresh,
+    and run.json names what did not carry over; any other difference is still refused."""
+    from imgan.train.checkpoint import load_checkpoint
+
+    first = tiny_train(tmp_path / "shuffle", tiny_photos, eval_data=None, channels=4, blocks=2)
+    second = tiny_train(tmp_path / "nearest", tiny_photos, eval_data=None, channels=4, blocks=2, steps=1,
+                        init_from=first.checkpoint, upsample="nearest")
+    fresh = run_recipe(tmp_path / "nearest")["init_from"]["partial"]
+    assert fresh and all(name.startswith("upsample.") for name in fresh)
+    before, after = load_checkpoint(first.checkpoint)["generator"], load_checkpoint(second.checkpoint)["generator"]
+    assert not torch.equal(before["head.0.weight"], torch.zeros_like(before["head.0.weight"]))
+    # one step of Adam moves every weight a little: the body is the trained one, not a fresh draw
+    assert (after["head.0.weight"] - before["head.0.weight"]).abs().max() < 0.01
+    with pytest.raises(Exception, match="different model"):
+        tiny_train(tmp_path / "wider", tiny_photos, eval_data=None, channels=8, blocks=2, steps=1,
+                   init_from=first.checkpoint, upsample="nearest")
+
+
 def test_a_run_can_start_from_exported_onnx_weights(tiny_photos, tmp_path):
     """Shipped weights are ONNX: fine-tuning one starts from exactly the exported function."""
     from imgan.train.checkpoint import check_onnx_parity, start_state, starting_weights, warm_start
