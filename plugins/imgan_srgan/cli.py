@@ -17,7 +17,7 @@ from .spec import DEFAULT_MODEL, TrainSettings, model_of, weights_name
 
 
 def verb_options(
-    model: Annotated[str, typer.Option("--model", help="srresnet: highest PSNR on clean pictures; realnet: real photos (removes noise and JPEG blocks instead of sharpening them; softer); srgan: perceptual, more texture.")] = DEFAULT_MODEL,
+    model: Annotated[str, typer.Option("--model", help="srresnet: highest PSNR on clean pictures; realnet: real photos (removes noise and JPEG blocks instead of sharpening them; softer); real: real photos, sharper (a GAN: some invented texture); srgan: perceptual, more texture.")] = DEFAULT_MODEL,
     scale: Annotated[Optional[int], typer.Option("--scale", help="4; 2: the ×2 weights (e.g. srresnet-x2) where catalogued, else the ×4 result reduced by area averaging; 3: the ×4 result reduced by area averaging. Default: the weights' own scale (×4 for --model's).", show_default=False)] = None,
     tta: Annotated[bool, typer.Option("--tta", help="Self-ensemble: average the model over the 8 flips and rotations of the image (srresnet-x4 on Set5: +0.08 dB PSNR, about 7x the time).")] = False,
 ) -> None:

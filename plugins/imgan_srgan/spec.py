@@ -18,14 +18,16 @@ def model_of(stage: str, degrade: str) -> str:
     return {"srresnet": "realnet", "srgan": "real"}[stage] if degrade == "real" else stage
 
 
-MODEL_WEIGHTS = {model: weights_name(model, 4) for model in ("srgan", "srresnet", "realnet")}
+MODEL_WEIGHTS = {model: weights_name(model, 4) for model in ("srgan", "srresnet", "realnet", "real")}
 # The PSNR model by default: the shipped srgan-x4 (a 300-step CPU fine-tune) adds edge contrast
 # and texture but also a faint 2-/4-pixel grid in flat areas (`imgan eval sr` on Set5: +11 dB at
 # the 2-px period, +4 dB at the 4-px one; srresnet-x4 +1.5 / +0.6, as bicubic), which a default
 # must not put on people's photos; `--model srgan` is there for those who prefer texture.
 # realnet (trained on real-world degradations) wins on noisy/JPEG photos (20 BSDS test photos, real
 # protocol: 23.75 dB vs srresnet 22.81, bicubic 23.20) but is softer than bicubic on clean ones
-# (25.62 vs 26.87): it stays a choice (`--model realnet`) until a model wins on both.
+# (25.62 vs 26.87): it stays a choice (`--model realnet`) until a model wins on both. real (realnet
+# fine-tuned as a GAN, nearest-upsampling, no grid) is the sharpest on real photos (perceptual distance
+# 2.04 vs srresnet 2.36 on the real protocol) but invents some texture: a choice too (`--model real`).
 DEFAULT_MODEL = "srresnet"
 SCALES = (4, 2, 3)  # `imgan upscale --scale`: ×3 (and ×2 without ×2 weights) reduce the ×4 result
 DEFAULT_SCALE = 4  # of the models' default weights
