@@ -179,14 +179,16 @@ def warm_start(start: str | Path, generator: nn.Module, *, task: str, spec: "Mod
     from imgan.cards import portable_path
 
     started = {"from": portable_path(start), "step": int(state["step"]), "seconds": round(float(state["seconds"]), 1)}
-    if partial:
-        # e.g. another upsampler on the same body: every tensor of the same name and shape is carried over,
-        # the rest keeps its fresh initialisation (and is named in run.json's init_from)
-        fresh = _load_matching(generator, starting_weights(state, spec.build(dict(state["model_config"]))))
-        return {**started, "partial": sorted(fresh)}
-    generator.load_state_dict(starting_weights(state, generator))
+    # A partial start (e.g. another upsampler on the same body) loads the start into its own model first,
+    # so ONNX weights are proven the same way, then carries over every tensor of the same name and shape;
+    # the rest keeps its fresh initialisation and is named in run.json's init_from.
+    source = spec.build(dict(state["model_config"])) if partial else generator
+    source.load_state_dict(starting_weights(state, source))
     if "onnx" in state:
-        check_onnx_parity(spec.exportable(generator), start, spec.parity_inputs(model_config))
+        check_onnx_parity(spec.exportable(source), start,
+                          spec.parity_inputs(state["model_config"] if partial else model_config))
+    if partial:
+        return {**started, "partial": sorted(_load_matching(generator, source.state_dict()))}
     return started
 
 

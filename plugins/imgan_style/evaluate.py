@@ -33,8 +33,6 @@ PROTOCOL = "vs_optimisation"  # the card's metrics key
 # four nets of v1 29-41 dB (single photos 27-43), all at a period of 6-7 px on a diagonal.
 STRIPES_LIMIT_DB = 26.0
 STRIPES_BLUR_SIGMA = 8.0  # px: takes the photo's own regular structures (fences, waves) out of the test
-
-
 STRIPES_MIN_SIDE = 40  # periodic_peak needs 4 of its longest periods (10 px) a side
 
 
@@ -47,7 +45,6 @@ def stripes_db(stylise, rgb: np.ndarray) -> tuple[float, float, float] | None:
 
     if min(rgb.shape[:2]) < STRIPES_MIN_SIDE:
         return None
-
     smooth = cv2.GaussianBlur(rgb, (0, 0), STRIPES_BLUR_SIGMA)
     out = np.asarray(stylise(smooth, None, False), dtype=np.float64)
     return periodic_peak(out[..., 0] - out[..., 2])
