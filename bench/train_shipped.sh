@@ -3,7 +3,7 @@
 # Set5 figures in the card) with `imgan export`:
 #
 #   srresnet-x4  SRResNet 16 blocks x 64 channels, L1, clean bicubic LR (the PSNR model, --model srresnet)
-#   srresnet-x2  the same at x2 (one upsampling stage): `imgan upscale --scale 2` uses it
+#   srresnet-x2  the same at x2 (one upsampling stage), from srresnet-x4's body: `imgan upscale --scale 2` uses it
 #   srgan-x4     SRGAN fine-tune of srresnet-x4: VGG relu2_2 + adversarial (SRGAN's VGG-style critic)
 #   realnet      srresnet-x4 fine-tuned on Real-ESRGAN's degradations (blur, resize, noise, JPEG), L1
 #   real         realnet fine-tuned as an SRGAN on the same degradations, Real-ESRGAN's U-Net critic
@@ -86,8 +86,9 @@ stage "srresnet-x4 (L1, bicubic LR)" \
     train srresnet-x4 "$SR_STEPS" --stage srresnet --batch-size "$BATCH" --crop "$CROP" --lr 3e-4
 stage "export srresnet-x4" export_weights srresnet-x4 srresnet-x4
 
-stage "srresnet-x2 (L1, bicubic LR)" \
-    train srresnet-x2 "$X2_STEPS" --stage srresnet --scale 2 --batch-size "$BATCH" --crop "$X2_CROP" --lr 3e-4
+stage "srresnet-x2 (from srresnet-x4's body: L1, bicubic LR)" \
+    train srresnet-x2 "$X2_STEPS" --stage srresnet --scale 2 --init-from "$RUNS/sr-shipped-srresnet-x4/latest.pt" \
+    --batch-size "$BATCH" --crop "$X2_CROP" --lr 2e-4
 stage "export srresnet-x2" export_weights srresnet-x2 srresnet-x2
 
 stage "srgan-x4 (from srresnet-x4: VGG relu2_2 + adversarial, vgg critic)" \
@@ -98,11 +99,11 @@ stage "export srgan-x4" export_weights srgan-x4 srgan-x4
 stage "realnet (from srresnet-x4: L1, real-world LR)" \
     train realnet "$REALNET_STEPS" --stage srresnet --degrade real --init-from "$RUNS/sr-shipped-srresnet-x4/latest.pt" \
     --batch-size "$BATCH" --crop "$REAL_CROP" --lr 2e-4
-stage "export realnet" export_weights realnet realnet
+stage "export realnet" export_weights realnet realnet-x4
 
 stage "real (from realnet: SRGAN on real-world LR, U-Net critic)" \
     train real "$REAL_STEPS" --stage srgan --degrade real --init-from "$RUNS/sr-shipped-realnet/latest.pt" \
     --batch-size "$GAN_BATCH" --crop "$REAL_CROP" --vgg-weights "$VGG"
-stage "export real" export_weights real real
+stage "export real" export_weights real real-x4
 
 echo "all shipped sr weights retrained and exported to $OUT in $(( SECONDS - started )) s"

@@ -36,8 +36,8 @@ class ModelSpec:
     architecture:   the part of model_config two weights must share for one to start from the
                     other (the default, all of it; style ignores which painting a net learnt).
     transferable_keys: architecture keys in which a start may differ: then the tensors of the same
-                    name and shape carry over and the rest starts fresh (sr: "upsample", a new
-                    upsampler on a trained body).
+                    name and shape carry over and the rest starts fresh (sr: "upsample" and "scale",
+                    a new upsampler or scale on a trained body).
     finish_card:    (card, context) -> card: task additions (a description, files beside the .onnx).
                     context: {"onnx": Path, "run": run.json dict, "checkpoint": its metadata,
                     "run_dir": the checkpoint's folder}.

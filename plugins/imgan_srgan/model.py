@@ -419,6 +419,8 @@ def architecture(model_config: Mapping[str, Any]) -> dict[str, Any]:
     return config
 
 
+# A new upsampler or another scale changes only the upsampling stages: a trained body carries over
+# (e.g. sr-srresnet-x2 starts from srresnet-x4's body).
 SPEC = ModelSpec(build=build_generator, example_inputs=example_inputs, running=running, export_sizes=EXPORT_SIZES,
-                 architecture=architecture, transferable_keys=("upsample",), finish_card=finish_card,
+                 architecture=architecture, transferable_keys=("upsample", "scale"), finish_card=finish_card,
                  after_export=measure_export)

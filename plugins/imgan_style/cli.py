@@ -99,6 +99,7 @@ def train(
     style_size: Annotated[Optional[int], typer.Option("--style-size", help="The painting's longest side for its Gram matrices (default 512).")] = None,
     content_layer: Annotated[Optional[str], typer.Option("--content-layer", help="Default relu2_2.")] = None,
     style_layers: Annotated[Optional[str], typer.Option("--style-layers", help="Comma-separated VGG19 layers (default relu1_1,relu2_1,relu3_1,relu3_4).")] = None,
+    pyramid: Annotated[Optional[str], typer.Option("--pyramid", help="Comma-separated scales the style loss compares output and painting at (default 1,0.5,0.25; 1 = single scale).")] = None,
     vgg_weights: VggWeightsOpt = None,
     init_from: InitFromOpt = None,
     run_dir: RunDirOpt = None,
@@ -126,6 +127,11 @@ def train(
     chosen = {field.name: options.pop(field.name) for field in fields(StyleSettings)}
     if chosen["style_layers"]:
         chosen["style_layers"] = chosen["style_layers"].split(",")
+    if chosen["pyramid"]:
+        try:
+            chosen["pyramid"] = [float(scale) for scale in chosen["pyramid"].split(",")]
+        except ValueError:
+            raise UsageError(f"--pyramid must be scales like 1,0.5,0.25, got {pyramid!r}") from None
     settings = StyleSettings.from_dict({key: value for key, value in chosen.items() if value is not None})
     trained = train_style(net=net, settings=settings, **options)
     print_trained(trained.run)

@@ -370,6 +370,31 @@ def test_a_new_upsampler_starts_on_a_trained_body(tiny_photos, tmp_path):
                    init_from=first.checkpoint, upsample="nearest")
 
 
+def test_a_x2_model_starts_on_a_x4_body(tiny_photos, tmp_path):
+    """--scale 2 --init-from a ×4 run: one upsampling stage instead of two; the body and the first
+    stage carry over, the second stage (absent at ×2) is dropped, and the x2 model runs at ×2."""
+    from imgan.train.checkpoint import load_checkpoint
+
+    first = tiny_train(tmp_path / "x4", tiny_photos, eval_data=None, channels=4, blocks=2)
+    second = tiny_train(tmp_path / "x2", tiny_photos, eval_data=None, channels=4, blocks=2, steps=1, scale=2,
+                        init_from=first.checkpoint)
+    recipe = run_recipe(tmp_path / "x2")
+    assert recipe["generator"]["scale"] == 2 and recipe["init_from"]["partial"] == []
+    before, after = load_checkpoint(first.checkpoint)["generator"], load_checkpoint(second.checkpoint)["generator"]
+    assert set(after) < set(before)  # the ×4's second upsampling stage has no place in a ×2
+    assert (after["head.0.weight"] - before["head.0.weight"]).abs().max() < 0.01
+    out = build_generator_for(load_checkpoint(second.checkpoint))(torch.rand(1, 3, 8, 10))
+    assert out.shape == (1, 3, 16, 20)
+
+
+def build_generator_for(state: dict):
+    from imgan_srgan.model import build_generator
+
+    generator = build_generator(state["model_config"])
+    generator.load_state_dict(state["generator"])
+    return generator.eval()
+
+
 def test_a_run_can_start_from_exported_onnx_weights(tiny_photos, tmp_path):
     """Shipped weights are ONNX: fine-tuning one starts from exactly the exported function."""
     from imgan.train.checkpoint import check_onnx_parity, start_state, starting_weights, warm_start

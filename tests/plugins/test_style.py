@@ -357,21 +357,27 @@ def test_unreadable_style_image_is_an_input_error(tmp_path):
 
 @needs_vgg
 def test_train_command_adds_a_style_the_catalogue_finds(tmp_path, isolated_home):
+    """`imgan train style` as a user types it: every loss setting has its option (--pyramid too),
+    the card records them, and the catalogue finds the new style."""
     from imgan.weights import resolve_weights
-    from imgan_style.recipe import train_style
-    from imgan_style.spec import StyleSettings
 
     photos = tmp_path / "photos"
     for index in range(2):
         save_png(photos / f"{index}.png", gradient_image(40, 40, seed=index))
     painting = save_png(tmp_path / "painting.png", gradient_image(40, 40, seed=7)[::-1].copy())
-    trained = train_style(style_image=painting, data=photos, name="mine", steps=2, batch_size=1, crop=32, net=TINY,
-                          settings=StyleSettings(style_layers=("relu1_1", "relu2_1"), style_size=40),
-                          vgg_weights=str(VGG_FILE), progress=False)
-    assert trained.run.steps_done == 2
+    result = run_cli("train", "style", "--style-image", painting, "--data", photos, "--name", "mine", "--steps", "2",
+                     "--batch-size", "1", "--crop", "32", "--widths", "4,8,8", "--blocks", "1",
+                     "--style-layers", "relu1_1,relu2_1", "--style-size", "40", "--pyramid", "1,0.5",
+                     "--vgg-weights", VGG_FILE, "--threads", "1", timeout=300)
+    assert result.returncode == 0, result.stderr
     weights = resolve_weights("style", "mine")
     assert weights.file == isolated_home / "weights" / "style-mine.onnx" and weights.origin == "user"
     assert weights.metrics["final_losses"]["style"] > 0
+    card = json.loads(weights.file.with_suffix(".json").read_text())
+    assert card["model_config"]["style"]["pyramid"] == [1.0, 0.5]
+    assert card["model_config"]["style"]["style_layers"] == ["relu1_1", "relu2_1"]
+    bad = run_cli("train", "style", "--style-image", painting, "--data", photos, "--name", "bad", "--pyramid", "1,half")
+    assert bad.returncode != 0 and "--pyramid" in bad.stderr and "Traceback" not in bad.stderr
 
 
 @needs_vgg
