@@ -146,7 +146,10 @@ def print_trained(run) -> None:
 def evaluate(
     images: Annotated[int, typer.Option("--images", min=1, help="Test photos per style.")] = 2,
     data: Annotated[Optional[Path], typer.Option("--data", help=f"Test photos never trained on (default {TEST_PHOTOS_HINT}).")] = None,
-    style: Annotated[Optional[list[str]], typer.Option("--style", help="Only these styles (repeatable).")] = None,
+    style: Annotated[Optional[list[str]], typer.Option("--style", help="Only these fast styles (repeatable; default: every one, unless --painting).")] = None,
+    painting: Annotated[Optional[list[Path]], typer.Option("--painting", help="Also measure the universal model on this painting (repeatable): any picture, e.g. one no net learnt.")] = None,
+    universal: Annotated[bool, typer.Option("--universal/--no-universal", help="Measure the universal model beside each fast net, on its painting.")] = True,
+    sheet: Annotated[Optional[Path], typer.Option("--sheet", help="Also write a sheet: photo | optimisation | fast net | universal | painting, a row per style and photo.")] = None,
     size: Annotated[int, typer.Option("--size", min=32, help="Longest side of the test photos.")] = 256,
     steps: Annotated[int, typer.Option("--steps", min=1, help="Optimisation steps of the baseline.")] = 300,
     styles_dir: Annotated[Optional[Path], typer.Option("--styles-dir", help="Where the paintings are, if not at the path in the card.")] = None,
@@ -155,30 +158,45 @@ def evaluate(
     threads: ThreadsOpt = None,
     json: JsonOpt = False,
 ) -> None:
-    """Per style: style and content loss of the fast net vs a 300-step optimisation on unseen photos."""
+    """Per style: style and content loss of the fast net and the universal model vs a 300-step optimisation on unseen photos."""
     from .evaluate import STRIPES_LIMIT_DB, evaluate_styles
 
     def report(row: dict) -> None:
-        stderr.print(f"{row['style']} {row['photo']}: fast/optimised total {row['total_ratio']:.2f} "
-                     f"({row['fast_seconds']:.2f} s vs {row['optimised_seconds']:.0f} s)", highlight=False)
+        methods = [f"{name}/optimised total {row[key]:.2f}" for name, key in (("fast", "total_ratio"),
+                   ("universal", "universal_ratio")) if row[key] is not None]
+        stderr.print(f"{row['style']} {row['photo']}: {', '.join(methods)} (optimisation {row['optimised_seconds']:.0f} s)",
+                     highlight=False)
 
     with StepProgress("optimisation steps") as progress:
         rows = evaluate_styles(styles=style, data=test_photos(data), images=images, size=size, steps=steps,
-                               styles_dir=styles_dir, vgg_weights=vgg_weights, threads=threads,
-                               card_metrics=card_metrics, on_row=report, progress=progress)
+                               paintings=painting, universal=universal, sheet=sheet, styles_dir=styles_dir,
+                               vgg_weights=vgg_weights, threads=threads, card_metrics=card_metrics, on_row=report,
+                               progress=progress)
+    if sheet is not None:
+        stderr.print(f"wrote {sheet}")
     if json:
         return print_json(rows)
     from rich.table import Table
 
-    table = Table("style", "photo", "fast style", "opt style", "fast content", "opt content", "fast total",
-                  "opt total", "fast/opt", "stripes dB", title=f"imgan eval style ({steps}-step optimisation baseline; "
-                  f"stripes: chroma peak at 3-10 px on a blurred photo, mean <= {STRIPES_LIMIT_DB:g} dB is none)")
+    def figure(scores: dict | None, key: str) -> str:
+        return "-" if scores is None else f"{scores[key]:.4g}"
+
+    def stripes(scores: dict | None) -> str:
+        if scores is None or scores["stripes_db"] is None:
+            return "-"
+        return f"{scores['stripes_db']:.0f} ({scores['stripes_period_px']:.1f} px, {scores['stripes_angle']}°)"
+
+    table = Table("style", "photo", "method", "style loss", "content", "total", "/ optimised", "stripes dB",
+                  title=f"imgan eval style ({steps}-step optimisation baseline; stripes: chroma peak at 3-10 px on a "
+                        f"blurred photo, mean <= {STRIPES_LIMIT_DB:g} dB is none)")
     for row in rows:
-        table.add_row(row["style"], row["photo"], f"{row['fast']['style']:.4g}", f"{row['optimised']['style']:.4g}",
-                      f"{row['fast']['content']:.4g}", f"{row['optimised']['content']:.4g}",
-                      f"{row['fast']['total']:.4g}", f"{row['optimised']['total']:.4g}", f"{row['total_ratio']:.2f}",
-                      "-" if row["stripes_db"] is None else
-                      f"{row['stripes_db']:.0f} ({row['stripes_period_px']:.1f} px, {row['stripes_angle']}°)")
+        for method, key in (("optimised", None), ("fast", "total_ratio"), ("universal", "universal_ratio")):
+            scores = row[method]
+            if scores is None:
+                continue
+            table.add_row(row["style"] if method == "optimised" else "", row["photo"] if method == "optimised" else "",
+                          method, figure(scores, "style"), figure(scores, "content"), figure(scores, "total"),
+                          "1" if key is None else f"{row[key]:.2f}", "-" if key is None else stripes(scores))
     stdout.print(table)
 
 

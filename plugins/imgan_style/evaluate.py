@@ -1,8 +1,10 @@
-"""`imgan eval style`: how close each fast net comes to optimising the picture itself.
+"""`imgan eval style`: how close each fast net and the universal model come to optimising the picture itself.
 
 Per shipped style and unseen test photo: the style, content and total loss (the style's own
-layers and weights, from its model card) of the fast net's output and of a Gatys optimisation
-(L-BFGS, `steps` steps, started from the photo). Goal: fast total within 1.5x of the optimum.
+layers and weights, from its model card; the pyramid style loss) of the fast net's output, of the
+universal model (WCT) with the same painting, and of a Gatys optimisation (L-BFGS, `steps` steps,
+started from the photo). Goal: fast total within 1.5x of the optimum. Any other painting
+(`paintings`) is measured the same way for the universal model alone, with the default loss.
 Also the stripes figure: the strongest regular pattern (period 3-10 px) in the chroma of the net's
 output on a blurred copy of the photo, where the photo itself has none (``stripes_db``; a painted
 texture stays below STRIPES_LIMIT_DB (a mean over photos), a net that lays one fixed pattern over the picture does not).
@@ -95,74 +97,153 @@ def _scored(objective: StyleObjective, output: torch.Tensor, photo: torch.Tensor
     return values
 
 
-def evaluate_style(weights: Weights, photos: list[Path], *, size: int = 256, steps: int = 300,
-                   styles_dir: Path | None = None, vgg_weights: str | None = None,
-                   on_row: Callable[[dict], None] | None = None, progress: TileProgress | None = None) -> list[dict]:
-    """One row per photo; `progress` sees the optimisation's steps."""
-    from imgan.runtime.session import load_model
+def universal_stylise(model: "UniversalModel", painting: Path):
+    """The universal model (WCT) with ``painting``'s statistics, as a Stylise function."""
+    from .universal_infer import read_painting
 
-    settings = settings_of(weights)
-    objective = StyleObjective(load_painting(painting_of(weights, styles_dir), settings.style_size), settings,
-                               vgg_weights)
-    stylise = fast_stylise(load_model(weights.verified_path(), device="cpu"), weights)
+    stats = model.painting_stats(read_painting(painting))
+    return lambda rgb, progress, is_frame: model.stylise(to_float(rgb), stats)
+
+
+def _measured(stylise, rgb: np.ndarray, objective: StyleObjective, photo: torch.Tensor) -> tuple[dict, np.ndarray]:
+    """One method's output on a test photo, scored: its losses, seconds and stripes figure."""
+    started = time.perf_counter()
+    output = np.asarray(stylise(rgb, None, False), dtype=np.float32)
+    seconds = time.perf_counter() - started
+    stripes, period, angle = stripes_db(stylise, rgb) or (None, None, None)
+    return {**_scored(objective, _as_tensor(output), photo), "seconds": round(seconds, 3),
+            "stripes_db": None if stripes is None else round(stripes, 1),
+            "stripes_period_px": None if period is None else round(period, 1),
+            "stripes_angle": None if angle is None else round(angle)}, output
+
+
+def _ratio(method: dict | None, optimised: dict, term: str = "total") -> float | None:
+    return None if method is None else method[term] / optimised[term]
+
+
+def evaluate_painting(name: str, painting: Path, settings: StyleSettings, photos: list[Path], *,
+                      fast=None, universal: "UniversalModel | None" = None, size: int = 256, steps: int = 300,
+                      vgg_weights: str | None = None, on_row: Callable[[dict], None] | None = None,
+                      progress: TileProgress | None = None, sheet: list | None = None) -> list[dict]:
+    """One row per photo: the optimisation, and the fast net (``fast``, a Stylise) and/or the universal
+    model on ``painting``, scored by the same objective. `progress` sees the optimisation's steps;
+    ``sheet`` (a list) gets each row's pictures: photo, optimisation, net (or None), universal (or None)."""
+    objective = StyleObjective(load_painting(painting, settings.style_size), settings, vgg_weights)
+    wct = universal_stylise(universal, painting) if universal is not None else None
     rows = []
     for path in photos:
         rgb = test_photo(path, size)
         photo = _as_tensor(rgb)
-        started = time.perf_counter()
-        fast = _as_tensor(stylise(rgb, None, False))
-        fast_seconds = time.perf_counter() - started
+        fast_scores, fast_output = _measured(fast, rgb, objective, photo) if fast is not None else (None, None)
+        wct_scores, wct_output = _measured(wct, rgb, objective, photo) if wct is not None else (None, None)
         started = time.perf_counter()
         optimised = optimise_image(photo, objective, steps=steps, progress=progress)
         optimised_seconds = time.perf_counter() - started
-        fast_scores, optimised_scores = _scored(objective, fast, photo), _scored(objective, optimised, photo)
-        stripes, period, angle = stripes_db(stylise, rgb) or (None, None, None)
+        optimised_scores = _scored(objective, optimised, photo)
         rows.append({
-            "style": weights.name, "photo": path.name, "size": list(rgb.shape[:2]), "steps": steps,
-            "fast": fast_scores, "optimised": optimised_scores,
-            "total_ratio": fast_scores["total"] / optimised_scores["total"],
-            "style_ratio": fast_scores["style"] / optimised_scores["style"],
-            "fast_seconds": round(fast_seconds, 3), "optimised_seconds": round(optimised_seconds, 1),
-            "stripes_db": None if stripes is None else round(stripes, 1),
-            "stripes_period_px": None if period is None else round(period, 1),
-            "stripes_angle": None if angle is None else round(angle),
+            "style": name, "painting": painting.name, "photo": path.name, "size": list(rgb.shape[:2]), "steps": steps,
+            "fast": fast_scores, "universal": wct_scores, "optimised": optimised_scores,
+            "total_ratio": _ratio(fast_scores, optimised_scores),
+            "style_ratio": _ratio(fast_scores, optimised_scores, "style"),
+            "universal_ratio": _ratio(wct_scores, optimised_scores),
+            "universal_style_ratio": _ratio(wct_scores, optimised_scores, "style"),
+            "fast_seconds": None if fast_scores is None else fast_scores["seconds"],
+            "optimised_seconds": round(optimised_seconds, 1),
+            "stripes_db": None if fast_scores is None else fast_scores["stripes_db"],
+            "stripes_period_px": None if fast_scores is None else fast_scores["stripes_period_px"],
+            "stripes_angle": None if fast_scores is None else fast_scores["stripes_angle"],
         })
+        if sheet is not None:
+            picture = optimised[0].permute(1, 2, 0).numpy()
+            sheet.append((rows[-1], [rgb, picture, fast_output, wct_output], painting))
         if on_row is not None:
             on_row(rows[-1])
     return rows
 
 
 def evaluate_styles(*, styles: list[str] | None, data: Path, images: int = 2, size: int = 256, steps: int = 300,
+                    paintings: list[Path] | None = None, universal: bool = True, sheet: Path | None = None,
                     styles_dir: Path | None = None, vgg_weights: str | None = None, threads: int | None = None,
                     card_metrics: bool = False, on_row: Callable[[dict], None] | None = None,
                     progress: TileProgress | None = None) -> list[dict]:
-    """Every row of every chosen style; `on_row` sees each as it is measured and `progress` each
-    optimisation step (an optimisation takes minutes on a CPU, so a caller can show progress).
-    `card_metrics`: store each style's means in its model card (under "vs_optimisation")."""
+    """Every row of every chosen fast style (each beside the universal model on the same painting
+    when `universal`), then of each of `paintings` (the universal model alone: any painting, e.g.
+    ones no net learnt); `on_row` sees each as it is measured and `progress` each optimisation step
+    (an optimisation takes minutes on a CPU, so a caller can show progress). `styles` None: every
+    fast style, unless `paintings` are given. `card_metrics`: store each style's means in its model
+    card (under "vs_optimisation"). `sheet`: write photo | optimisation | net | universal | painting."""
+    from imgan.runtime.session import load_model
     from imgan.train.data import list_images
+
+    from .universal_infer import UniversalModel
 
     if threads:
         torch.set_num_threads(threads)
     available = weights_for_task(TASK)
-    chosen = styles or sorted(available)
+    chosen = styles if styles is not None else ([] if paintings else sorted(available))
     unknown = [name for name in chosen if name not in available]
     if unknown:
         raise UsageError(f"unknown style {', '.join(unknown)}", hint=f"available: {', '.join(sorted(available))}")
+    missing = [str(path) for path in paintings or [] if not Path(path).is_file()]
+    if missing:
+        raise InputError(f"no painting at {missing[0]}", path=missing[0], hint="give an image file with --painting")
     photos = list_images(data)[:images]
+    wct = UniversalModel.load(device="cpu", threads=threads) if universal or paintings else None
+    pictures: list | None = [] if sheet is not None else None
     rows = []
     for name in chosen:
-        found = evaluate_style(available[name], photos, size=size, steps=steps, styles_dir=styles_dir,
-                               vgg_weights=vgg_weights, on_row=on_row, progress=progress)
+        weights = available[name]
+        fast = fast_stylise(load_model(weights.verified_path(), device="cpu", threads=threads), weights)
+        found = evaluate_painting(name, painting_of(weights, styles_dir), settings_of(weights), photos, fast=fast,
+                                  universal=wct if universal else None, size=size, steps=steps,
+                                  vgg_weights=vgg_weights, on_row=on_row, progress=progress, sheet=pictures)
         if card_metrics and found:
-            update_metrics(available[name].card_path, {PROTOCOL: summary(found, size=size, steps=steps)})
+            update_metrics(weights.card_path, {PROTOCOL: summary(found, size=size, steps=steps)})
         rows += found
+    for painting in paintings or []:
+        rows += evaluate_painting(Path(painting).stem, Path(painting), StyleSettings(), photos, universal=wct,
+                                  size=size, steps=steps, vgg_weights=vgg_weights, on_row=on_row,
+                                  progress=progress, sheet=pictures)
+    if sheet is not None:
+        write_sheet(pictures, sheet, size=size)
     return rows
+
+
+SHEET_COLUMNS = ("photo", "optimisation", "fast net", "universal", "painting")
+
+
+def write_sheet(pictures: list, path: Path, *, size: int) -> Path:
+    """One row per (style, photo): photo | optimisation | fast net | universal | painting, labelled,
+    each cell letterboxed into size x size (a method not measured stays blank, labelled "-")."""
+    from imgan.io.images import Picture, from_float, write_image
+
+    from .paintings import _label, grid
+    from .universal_infer import read_painting
+
+    def cell(rgb: np.ndarray | None) -> np.ndarray:
+        square = np.full((size, size, 3), 255, np.uint8)
+        if rgb is not None:
+            rgb = from_float(resize_plane(to_float(rgb), scaled_size(*rgb.shape[:2], size)), np.uint8)
+            square[: rgb.shape[0], : rgb.shape[1]] = rgb
+        return square
+
+    cells = []
+    for row, images, painting in pictures:
+        labels = [row["photo"], f"optimisation, {row['steps']} steps", f"{row['style']} (fast net)",
+                  "universal (WCT)", row["painting"]]
+        for label, image in zip(labels, [*images, read_painting(painting)]):
+            cells.append(_label(cell(image), label if image is not None else "-"))
+    return write_image(Picture(rgb=grid(cells, len(SHEET_COLUMNS)), alpha=None), path, overwrite=True)
 
 
 def summary(rows: list[dict], *, size: int, steps: int) -> dict:
     """One style's rows -> what its card keeps: the protocol, and the means of the ratios and times."""
-    figures = {key: round(float(np.mean([row[key] for row in rows])), 4)
-               for key in ("total_ratio", "style_ratio", "fast_seconds", "optimised_seconds")}
-    stripes = [row["stripes_db"] for row in rows if row.get("stripes_db") is not None]
-    figures["stripes_db"] = round(float(np.mean(stripes)), 1) if stripes else None
+    def mean(key: str) -> float | None:
+        values = [row[key] for row in rows if row.get(key) is not None]
+        return round(float(np.mean(values)), 4) if values else None
+
+    figures = {key: mean(key) for key in ("total_ratio", "style_ratio", "fast_seconds", "optimised_seconds",
+                                          "universal_ratio")}
+    stripes = mean("stripes_db")
+    figures["stripes_db"] = None if stripes is None else round(stripes, 1)
     return {"photos": [row["photo"] for row in rows], "longest_side": size, "optimisation_steps": steps, **figures}

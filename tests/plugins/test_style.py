@@ -397,13 +397,39 @@ def test_eval_compares_the_fast_net_with_an_optimisation_and_reports_each_row(ti
 
     stored = resolve_weights("style", "tiny").metrics["vs_optimisation"]
     assert stored["total_ratio"] == pytest.approx(rows[0]["total_ratio"], rel=1e-3) and stored["photos"] == ["a.png"]
+    assert stored["universal_ratio"] == pytest.approx(rows[0]["universal_ratio"], rel=1e-3)
     row = rows[0]
     assert row["style"] == "tiny" and row["photo"] == "a.png" and row["size"] == [32, 48]
     assert row["total_ratio"] == pytest.approx(row["fast"]["total"] / row["optimised"]["total"])
     assert row["optimised"]["total"] < row["fast"]["total"]  # an untrained net is far from the optimum
+    # the universal model on the same painting, scored by the same objective: closer than an untrained net
+    assert row["universal_ratio"] == pytest.approx(row["universal"]["total"] / row["optimised"]["total"])
+    assert row["universal"]["style"] < row["fast"]["style"]
     assert row["stripes_db"] is None  # 32x48: too small to measure a 3-10 px pattern
     with pytest.raises(Exception, match="unknown style nope"):
         evaluate_styles(styles=["nope"], data=photos)
+
+
+@needs_vgg
+def test_eval_measures_the_universal_model_on_any_painting_and_writes_a_sheet(tiny_style, tmp_path):
+    """`imgan eval style --painting FILE --sheet S`: universal-only rows for a painting no net learnt,
+    through the CLI, and a sheet with a row per style and photo (5 labelled columns)."""
+    photos = tmp_path / "test_photos"
+    save_png(photos / "a.png", gradient_image(44, 60, seed=5))
+    painting = SHARED_ASSETS / "styles" / "munch_the_scream.jpg"
+    sheet = tmp_path / "sheet.png"
+    result = run_cli("eval", "style", "--style", "tiny", "--painting", painting, "--data", photos, "--images", "1",
+                     "--size", "48", "--steps", "2", "--sheet", sheet, "--vgg-weights", VGG_FILE, "--json",
+                     "--threads", "1", timeout=300)
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert [(row["style"], row["fast"] is None, row["universal"] is None) for row in rows] == [
+        ("tiny", False, False), ("munch_the_scream", True, False)]
+    assert rows[1]["painting"] == "munch_the_scream.jpg" and rows[1]["universal_ratio"] > 0
+    picture = read_image(sheet).rgb
+    assert picture.shape[0] > 2 * 48 and picture.shape[1] >= 5 * 48  # two rows of five cells
+    missing = run_cli("eval", "style", "--painting", tmp_path / "nope.jpg", "--data", photos)
+    assert missing.returncode != 0 and "nope.jpg" in missing.stderr and "Traceback" not in missing.stderr
 
 
 # ---------------------------------------------------------------------------------------- shipped weights
