@@ -2,6 +2,12 @@
 
     conv 9x9 -> 2 strided convs (/4) -> residual blocks -> 2x (nearest x2, conv 3x3) -> conv 9x9 -> sigmoid
 
+With ``antialias`` (v2 nets) a fixed [1,2,1]x[1,2,1] blur comes before each strided conv and each
+nearest upsampling. Without it, the v1 nets' residual blocks at 1/4 resolution learnt a checkerboard
+(the cheapest fine texture a Gram loss rewards) that the upsampling turns into a diagonal colour
+pattern of period 4*sqrt(2) = 5.7 px at 45 degrees: the stripes `imgan eval style` measures. The blur
+has no response at the low-resolution grid's Nyquist frequency, so no checkerboard gets through.
+
 Every layer runs on two streams: the image (or a tile of it) and a *reference* (a downscaled
 copy of the whole image). Each normalisation layer normalises both streams with the mean and std
 of the reference's activations at that layer. With reference == image this is exactly instance
@@ -38,6 +44,7 @@ class StyleNetConfig(JsonConfig):
 
     widths: tuple[int, int, int] = (16, 32, 64)
     residual_blocks: int = 4
+    antialias: bool = False  # v1 nets: False; see the module's docstring
 
 
 class ReferenceInstanceNorm(nn.Module):
@@ -59,19 +66,38 @@ class ReferenceInstanceNorm(nn.Module):
         return x * scale + shift, None if reference is None else reference * scale + shift
 
 
+class Blur(nn.Module):
+    """A fixed binomial [1,2,1]x[1,2,1]/16 blur of each channel, reflection padded (size kept)."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        taps = torch.tensor([1.0, 2.0, 1.0])
+        kernel = (taps[:, None] * taps[None, :]) / 16.0
+        # not a parameter and not in the state dict: a constant of the graph, never trained
+        self.register_buffer("kernel", kernel.expand(channels, 1, 3, 3).clone(), persistent=False)
+        self.pad = nn.ReflectionPad2d(1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.conv2d(self.pad(x), self.kernel, groups=x.shape[1])
+
+
 class ConvLayer(nn.Module):
-    """[nearest x2 ->] reflection pad -> conv [-> reference instance norm [-> ReLU]], on both streams."""
+    """[blur ->] [nearest x2 ->] reflection pad -> conv [-> reference instance norm [-> ReLU]], on both
+    streams. The blur (antialias) only where the resolution changes: before a strided conv or an upsampling."""
 
     def __init__(self, c_in: int, c_out: int, kernel: int, *, stride: int = 1, upsample: bool = False,
-                 norm: bool = True, relu: bool = True):
+                 norm: bool = True, relu: bool = True, antialias: bool = False):
         super().__init__()
         self.upsample = upsample
+        self.blur = Blur(c_in) if antialias and (upsample or stride > 1) else None
         self.pad = nn.ReflectionPad2d(kernel // 2)
         self.conv = nn.Conv2d(c_in, c_out, kernel, stride=stride)
         self.norm = ReferenceInstanceNorm(c_out) if norm else None
         self.relu = relu and norm
 
     def _conv(self, x: Tensor) -> Tensor:
+        if self.blur is not None:
+            x = self.blur(x)
         if self.upsample:
             x = F.interpolate(x, scale_factor=2.0, mode="nearest")  # resize-then-conv: no checkerboard
         return self.conv(self.pad(x))
@@ -108,11 +134,13 @@ class StyleNet(nn.Module):
         super().__init__()
         self.config = config
         full, half, quarter = config.widths
+        smooth = config.antialias
         self.layers = nn.ModuleList(
-            [ConvLayer(3, full, 9), ConvLayer(full, half, 3, stride=2), ConvLayer(half, quarter, 3, stride=2)]
+            [ConvLayer(3, full, 9), ConvLayer(full, half, 3, stride=2, antialias=smooth),
+             ConvLayer(half, quarter, 3, stride=2, antialias=smooth)]
             + [ResidualBlock(quarter) for _ in range(config.residual_blocks)]
-            + [ConvLayer(quarter, half, 3, upsample=True), ConvLayer(half, full, 3, upsample=True),
-               ConvLayer(full, 3, 9, norm=False)]
+            + [ConvLayer(quarter, half, 3, upsample=True, antialias=smooth),
+               ConvLayer(half, full, 3, upsample=True, antialias=smooth), ConvLayer(full, 3, 9, norm=False)]
         )
 
     def forward(self, image: Tensor, reference: Tensor | None = None) -> Tensor:
@@ -151,6 +179,8 @@ def receptive_margin(config: StyleNetConfig) -> int:
     margin = 4 + 1 + 2  # conv 9x9, then the two strided 3x3 convs (the second at 1/2 resolution)
     margin += 4 * 2 * config.residual_blocks  # two 3x3 convs per block at 1/4 resolution
     margin += 2 + 1 + 4  # the upsampling convs (at 1/2 and full resolution) and the last 9x9
+    if config.antialias:
+        margin += 1 + 2 + 4 + 2  # a 3x3 blur at full and 1/2 resolution (down), at 1/4 and 1/2 (up)
     return margin + 4  # nearest upsampling and the stride grid can shift context by a few pixels
 
 

@@ -29,10 +29,10 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float("inf") if mse == 0 else 10 * np.log10(1.0 / mse)
 
 
-def random_tiny_net(seed: int = 0) -> StyleNet:
+def random_tiny_net(seed: int = 0, config: StyleNetConfig = TINY) -> StyleNet:
     """A untrained net whose norm layers are far from identity, so reference statistics matter."""
     torch.manual_seed(seed)
-    net = StyleNet(TINY)
+    net = StyleNet(config)
     with torch.no_grad():
         for module in net.modules():
             if isinstance(module, ReferenceInstanceNorm):
@@ -41,14 +41,14 @@ def random_tiny_net(seed: int = 0) -> StyleNet:
     return net.eval()
 
 
-def write_checkpoint(path: Path, net: StyleNet, painting: Path) -> Path:
+def write_checkpoint(path: Path, net: StyleNet, painting: Path, config: StyleNetConfig = TINY) -> Path:
     """A checkpoint in the training loop's format, without training."""
     from imgan.train.checkpoint import save_checkpoint
 
     style = {"image": str(painting), "style_layers": ["relu1_1", "relu2_1"], "content_layer": "relu2_2",
              "style_size": 64, "style_weight": 1.0, "content_weight": 2e-5, "tv_weight": 0.5}
     return save_checkpoint(path, {
-        "format": 1, "task": "style", "model_config": {**TINY.to_dict(), "style": style},
+        "format": 1, "task": "style", "model_config": {**config.to_dict(), "style": style},
         "train_config": {"batch_size": 2, "lr_g": 1e-3}, "step": 3, "epoch": 0, "position": 6, "seconds": 1.5,
         "generator": net.state_dict(), "generator_ema": None,
         "history": [{"step": 3, "style": 0.5, "content": 1000.0, "tv": 0.1, "g_total": 0.6}],
@@ -223,6 +223,45 @@ def test_tiles_join_without_seams(tiny_style):
     steps = np.abs(np.diff(tiled, axis=1)).mean(axis=(0, 2))  # step from column x to x + 1
     borders = steps[[31, 63, 95]]
     assert borders.mean() <= 1.5 * steps.mean()
+
+
+def test_the_antialiased_net_passes_no_checkerboard_from_low_resolution():
+    """v2 nets blur before each upsampling: a checkerboard in the 1/4-resolution features (what made
+    the v1 nets' diagonal 5.7-px stripes) does not reach the next resolution; without the blur it does."""
+    from imgan_style.model import ConvLayer
+
+    torch.manual_seed(0)
+    checkerboard = torch.tensor([[(-1.0) ** (y + x) for x in range(16)] for y in range(16)]).expand(1, 4, 16, 16)
+    spread = {}
+    for antialias in (False, True):
+        layer = ConvLayer(4, 4, 3, upsample=True, norm=False, antialias=antialias)
+        with torch.no_grad():
+            out = layer(checkerboard, None)[0][..., 4:-4, 4:-4]  # away from the reflected border
+        spread[antialias] = float(out.std(dim=(2, 3)).mean())
+    assert spread[False] > 0.1 and spread[True] < 1e-5
+
+
+def test_an_antialiased_net_exports_and_its_tiles_join(tmp_path, isolated_home):
+    """The blur is part of the exported graph (parity at export) and of the tile overlap."""
+    from dataclasses import replace
+
+    from imgan.runtime.session import load_model
+    from imgan.train.export import export_checkpoint
+    from imgan.weights import resolve_weights
+
+    import imgan_style.model as style_model
+
+    net = random_tiny_net(1, replace(TINY, antialias=True))
+    assert not any("kernel" in name for name in net.state_dict())  # a constant, not a weight
+    painting = save_png(tmp_path / "painting.png", gradient_image(40, 56, seed=3))
+    checkpoint = write_checkpoint(tmp_path / "run" / "latest.pt", net, painting, config=replace(TINY, antialias=True))
+    report = export_checkpoint("style", checkpoint, isolated_home / "weights" / "style-smooth.onnx", name="smooth")
+    weights = resolve_weights("style", "smooth")
+    assert weights.card.model_config["antialias"] is True
+    assert weights.running.tile_overlap >= style_model.receptive_margin(replace(TINY, antialias=True))
+    rgb = to_float(gradient_image(100, 136, seed=5))
+    tiled = infer.fast_stylise(load_model(report.path, device="cpu"), weights, tile=32)(rgb, None, False)
+    assert psnr(tiled, untiled(weights, rgb)) > 40
 
 
 def test_per_tile_statistics_would_show_seams(tiny_style):
