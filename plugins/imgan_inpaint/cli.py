@@ -44,6 +44,7 @@ def train(
     batch_size: Annotated[int, typer.Option(min=1, help="Crops per step.")] = 4,
     crop: Annotated[int, typer.Option(min=32, help="Crop edge in pixels, a multiple of 4.")] = 128,
     width: Annotated[int, typer.Option(min=4, help="Generator channels at full resolution (x2, x4 deeper).")] = 16,
+    fourier_blocks: Annotated[int, typer.Option(min=0, help="Fourier blocks after the bottleneck: a global view for big holes (new blocks on --init-from weights start as the identity).")] = 0,
     lr: Annotated[float, typer.Option(help="Adam learning rate of G and D (cosine schedule).")] = 4e-4,
     hole_weight: Annotated[float, typer.Option(help="L1 weight inside the hole.")] = DEFAULT_LOSS_WEIGHTS["hole"],
     valid_weight: Annotated[float, typer.Option(help="L1 weight on the known pixels of the raw output.")] = DEFAULT_LOSS_WEIGHTS["valid"],

@@ -5,6 +5,7 @@
       -> concat(guess, mask)                                              (N,4,H,W)
       -> gated conv (w) -> gated conv /2 (2w) -> gated conv (2w) -> gated conv /2 (4w)
       -> bottleneck at 1/4: gated 3x3 convs dilated 2, 4, 8, 16, then 1, 1   (receptive field ≈ 270 px)
+      -> [fourier_blocks x Fourier block: the whole picture in one layer]  (optional, LaMa's idea)
       -> gated conv (2w), x2, gated convs (2w, w), x2, gated conv (w/2) -> conv 3x3 = correction
       -> generated = clamp(guess + correction, 0, 1)                      (N,3,H,W)
       -> composite: image * (1 - mask) + generated * mask                 (N,3,H,W)
@@ -55,6 +56,7 @@ class InpaintNetConfig(JsonConfig):
     dilations: tuple[int, ...] = (2, 4, 8, 16)
     pyramid_levels: int = 6
     relax_iterations: int = 12
+    fourier_blocks: int = 0  # residual spectral blocks after the bottleneck (0: the v1 net)
 
 
 # Init gain of a gated conv's weights (on He's normal init) that keeps the activations' scale
@@ -131,6 +133,29 @@ def _relax(estimate: Tensor, value: Tensor, confidence: Tensor, iterations: int)
     return estimate
 
 
+class FourierBlock(nn.Module):
+    """A residual Fourier unit (LaMa, Suvorov et al. 2022): a 1x1 conv (+ ReLU) over the real and
+    imaginary parts of every channel's 2-D DFT, back to pixels, a 1x1 conv, added to the input. One
+    frequency bin mixes every pixel, so each output sees the whole picture: a big hole's fill can
+    follow structure from anywhere, where dilated convs reach ~270 px. The DFT is imgan's matmul
+    version (imgan.train.spectral), which exports to ONNX; torch.fft does not. The last conv starts
+    at zero, so a new block is the identity: a net with them starts exactly where one without was."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.spectral = nn.Conv2d(2 * channels, 2 * channels, 1)
+        self.mix = nn.Conv2d(channels, channels, 1)
+        nn.init.zeros_(self.mix.weight)
+        nn.init.zeros_(self.mix.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        from imgan.train.spectral import irfft2, rfft2
+
+        real, imaginary = rfft2(x)  # (N, C, H, W//2 + 1) each
+        real, imaginary = F.relu(self.spectral(torch.cat([real, imaginary], dim=1))).chunk(2, dim=1)
+        return x + self.mix(irfft2(real, imaginary, x.shape[-1]))
+
+
 class InpaintNet(nn.Module):
     def __init__(self, config: InpaintNetConfig = InpaintNetConfig()):
         super().__init__()
@@ -147,6 +172,8 @@ class InpaintNet(nn.Module):
             GatedConv(4 * w, 4 * w, 3),
             GatedConv(4 * w, 4 * w, 3),
         )
+        # apart from the bottleneck, so the other layers keep their names: a start from v1 weights loads them
+        self.global_blocks = nn.Sequential(*[FourierBlock(4 * w) for _ in range(config.fourier_blocks)])
         # Each convolution that changes the width runs at the lower resolution, before its
         # upsampling: the same layers as conv-after-upsample at a quarter of the cost.
         self.decoder = nn.Sequential(
@@ -170,7 +197,7 @@ class InpaintNet(nn.Module):
                                self.config.relax_iterations)  # hole pixels never read
         x = torch.cat([guess, mask], dim=1)  # (N, 4, H, W)
         x = self.encoder(x)  # (N, 4w, H/4, W/4)
-        x = self.bottleneck(x)
+        x = self.global_blocks(self.bottleneck(x))
         return (guess + self.decoder(x)).clamp(0.0, 1.0)  # (N, 3, H, W)
 
     def forward(self, image: Tensor, mask: Tensor, raw: bool = False) -> Tensor:
@@ -236,6 +263,7 @@ def finish_card(card: ModelCard, context: dict) -> ModelCard:
 
 
 # Sides multiples of PAD_MULTIPLE: the traced example, then the parity check at another shape.
+# New Fourier blocks on a trained net: every other tensor carries over (the blocks start as the identity).
 SPEC = ModelSpec(build=build_generator, example_inputs=example_inputs, running=running, exportable=CompositeOnly,
                  input_names=("image", "mask"), output_names=("output",), export_sizes=((96, 128), (68, 52)),
-                 finish_card=finish_card)
+                 transferable_keys=("fourier_blocks",), finish_card=finish_card)

@@ -168,8 +168,8 @@ class InpaintRecipe(Recipe):
 
 
 def train_inpaint(*, data: Path, name: str = DEFAULT_WEIGHTS, run_dir: Path | None = None, steps: int = 3000,
-                  batch_size: int = 4, crop: int = 128, width: int = 16, lr: float = 4e-4,
-                  loss_weights: dict[str, float] | None = None, vgg_weights: str | None = None,
+                  batch_size: int = 4, crop: int = 128, width: int = 16, fourier_blocks: int = 0,
+                  lr: float = 4e-4, loss_weights: dict[str, float] | None = None, vgg_weights: str | None = None,
                   checkpoint_every: int = 100, threads: int | None = None, workers: int = 0, seed: int = 0,
                   resume: bool = False, device: str = "auto", progress: bool = True,
                   init_from: Path | None = None) -> RunResult:
@@ -180,7 +180,7 @@ def train_inpaint(*, data: Path, name: str = DEFAULT_WEIGHTS, run_dir: Path | No
     The run folder is `run_dir`, else $IMGAN_HOME/runs/inpaint-NAME (a plain name: UsageError)."""
     check_run_name(name)
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(TASK, name)
-    recipe = InpaintRecipe(data, crop=crop, model=InpaintNetConfig(width=width), loss_weights=loss_weights,
+    recipe = InpaintRecipe(data, crop=crop, model=InpaintNetConfig(width=width, fourier_blocks=fourier_blocks), loss_weights=loss_weights,
                            vgg_weights=vgg_weights)
     # EMA over ~200 steps: runs here are a few thousand steps, and a checkpoint half-way must export well.
     config = TrainConfig(run_dir=run_dir, steps=steps, batch_size=batch_size, lr_g=lr, lr_d=lr,

@@ -317,6 +317,24 @@ def test_the_recipe_trains_two_steps_through_the_loop(tmp_path, shared_assets, m
     assert read_run(tmp_path / "run")["recipe"]["crop"] == 32
 
 
+def exported_start(folder: Path):
+    """A tiny net with trained-looking biases, exported like shipped weights: (net, .onnx path), and
+    two training photos in folder/photos."""
+    import torch
+    from imgan.train.export import export_checkpoint
+
+    net = tiny_net()
+    with torch.no_grad():  # trained biases differ; equal (zero) ones would be merged into one by the exporter
+        for name, parameter in net.named_parameters():
+            if name.endswith("bias"):
+                parameter.normal_(std=0.05)
+    start = export_checkpoint("inpaint", write_fake_checkpoint(folder / "start" / "latest.pt", net),
+                              folder / "inpaint-start.onnx").path
+    for index in range(2):
+        save_png(folder / "photos" / f"{index}.png", gradient_image(40, 44, seed=index))
+    return net, start
+
+
 def test_training_starts_from_exported_weights_and_refuses_another_model(tmp_path):
     """--init-from the shipped kind of file: the first step (lr ~0) continues from the ONNX weights."""
     import torch
@@ -325,17 +343,8 @@ def test_training_starts_from_exported_weights_and_refuses_another_model(tmp_pat
     from imgan_inpaint.model import build_generator
     from imgan_inpaint.recipe import train_inpaint
 
-    net = tiny_net()
-    with torch.no_grad():  # trained biases differ; equal (zero) ones would be merged into one by the exporter
-        for name, parameter in net.named_parameters():
-            if name.endswith("bias"):
-                parameter.normal_(std=0.05)
-    start = export_checkpoint("inpaint", write_fake_checkpoint(tmp_path / "start" / "latest.pt", net),
-                              tmp_path / "inpaint-start.onnx").path
-    photos = tmp_path / "photos"
-    for index in range(2):
-        save_png(photos / f"{index}.png", gradient_image(40, 44, seed=index))
-    options = dict(data=photos, steps=1, batch_size=2, crop=32, width=4, lr=1e-12, checkpoint_every=1, progress=False,
+    net, start = exported_start(tmp_path)
+    options = dict(data=tmp_path / "photos", steps=1, batch_size=2, crop=32, width=4, lr=1e-12, checkpoint_every=1, progress=False,
                    loss_weights={"perceptual": 0.0, "style": 0.0})
     result = train_inpaint(run_dir=tmp_path / "run", init_from=start, **options)
     after, _ = generator_from_checkpoint(result.checkpoint, build_generator, ema=False)
@@ -345,6 +354,42 @@ def test_training_starts_from_exported_weights_and_refuses_another_model(tmp_pat
     assert card["provenance"]["init_from"]["step"] == 3 and card["provenance"]["seconds"] >= 1
     with pytest.raises(Exception, match="different model"):
         train_inpaint(run_dir=tmp_path / "other", init_from=start, **{**options, "width": 8})
+
+
+def test_fourier_blocks_see_the_whole_picture_export_and_start_on_a_v1_net(tmp_path):
+    """--fourier-blocks: one spectral block makes every output pixel depend on every input pixel (a
+    dilated stack does not), it exports with parity (the matmul DFT), and new blocks on --init-from
+    v1 weights start as the identity: the same fill, the v1 tensors carried over."""
+    import torch
+    from imgan.train.export import export_checkpoint
+    from imgan_inpaint.model import FourierBlock, InpaintNet, InpaintNetConfig
+    from imgan_inpaint.recipe import train_inpaint
+
+    torch.manual_seed(0)
+    block = FourierBlock(4)
+    torch.nn.init.normal_(block.mix.weight, std=0.5)
+    x = torch.zeros(1, 4, 24, 32, requires_grad=True)
+    block(x)[0, :, 0, 0].sum().backward()  # one corner output pixel...
+    assert (x.grad[0].abs().sum(dim=0) > 0).float().mean() > 0.99  # ...depends on (almost) every input pixel
+
+    v1, start = exported_start(tmp_path)
+    result = train_inpaint(data=tmp_path / "photos", run_dir=tmp_path / "run", steps=1, batch_size=2, crop=32, width=4,
+                           fourier_blocks=1, lr=1e-12, checkpoint_every=1, progress=False, init_from=start,
+                           loss_weights={"perceptual": 0.0, "style": 0.0})
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run["init_from"]["partial"] and all(name.startswith("global_blocks.") for name in run["init_from"]["partial"])
+    report = export_checkpoint("inpaint", result.checkpoint, tmp_path / "inpaint-ffc.onnx")
+    assert report.max_abs_diff < 1e-4 and len(report.sizes_checked) == 2
+    image = torch.rand(1, 3, 32, 40)
+    mask = torch.from_numpy(random_mask(32, 40, np.random.default_rng(1)))[None, None].float()
+    with torch.no_grad():
+        want = v1(image, mask).numpy()
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(report.path), providers=["CPUExecutionProvider"])
+    got = session.run(None, {"image": image.numpy(), "mask": mask.numpy()})[0]
+    assert np.abs(got - want).max() < 1e-4  # lr 1e-12: the new block is still the identity
+    assert isinstance(InpaintNet(InpaintNetConfig(width=4, fourier_blocks=2)).global_blocks[1], FourierBlock)
 
 
 def test_resuming_keeps_the_recorded_init_from(tmp_path):
