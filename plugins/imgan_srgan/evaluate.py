@@ -102,8 +102,16 @@ def add_perceptual_distances(report: EvalReport, vgg_weights: str | None = None,
     return report
 
 
-def model_upscaler(weights: Weights, *, device: str = "auto", threads: int | None = None, tta: bool = False) -> Upscaler:
-    transform = weights_transform(weights, device=device, threads=threads, tta=tta)
+def model_upscaler(weights: Weights, *, scale: int | None = None, device: str = "auto", threads: int | None = None,
+                   tta: bool = False) -> Upscaler:
+    """The weights as `imgan upscale --weights W --scale S` runs them: a larger scale's model is
+    followed by the area averaging that --scale does."""
+    if scale is None or scale == weights.scale:
+        transform = weights_transform(weights, device=device, threads=threads, tta=tta)
+    else:
+        from .infer import make_transform
+
+        transform = make_transform(weights=str(weights.file), scale=scale, device=device, threads=threads, tta=tta)
     return lambda lr: transform(Picture(rgb=lr, alpha=None)).rgb
 
 
@@ -123,15 +131,22 @@ def evaluate_method(name: str, upscale: Upscaler, images: Sequence[EvalImage], s
 
 
 def chosen_weights(names: Sequence[str] | None, scale: int) -> list[Weights]:
-    """The named weights (names or .onnx paths), else every catalogued sr model of this scale."""
+    """The named weights (names or .onnx paths; a larger scale's too, measured area-averaged down as
+    `imgan upscale --scale` does), else every catalogued sr model of this scale."""
     if names:
         found = [resolve_weights(TASK, name) for name in names]
     else:
         found = [w for _, w in sorted(weights_for_task(TASK).items()) if w.scale == scale]
-    wrong = [w.name for w in found if w.scale != scale]
+    wrong = [w.name for w in found if w.scale < scale]
     if wrong:
-        raise UsageError(f"weights {', '.join(wrong)} are not ×{scale} models")
+        raise UsageError(f"weights {', '.join(wrong)} upscale less than ×{scale}", hint=f"name ×{scale} (or larger) weights")
     return found
+
+
+def method_name(weights: Weights, scale: int, ensembled: bool) -> str:
+    """A row's name: the weights', "NAME ×4→×2" when a larger scale is reduced, "+tta" when ensembled."""
+    reduced = f" ×{weights.scale}→×{scale}" if weights.scale != scale else ""
+    return weights.name + reduced + (TTA_SUFFIX if ensembled else "")
 
 
 def evaluate_folder(data: str | os.PathLike, weights: Sequence[str] | None = None, *, scale: int = 4,
@@ -139,12 +154,13 @@ def evaluate_folder(data: str | os.PathLike, weights: Sequence[str] | None = Non
                     tta: bool = False) -> EvalReport:
     """Bicubic and each model on every image of ``data`` by the protocol (LR made as ``degrade`` says);
     with ``tta`` each model also with its self-ensemble (a method named NAME+tta)."""
+    entries = chosen_weights(weights, scale)  # a wrong name fails before any image is read
     images = load_eval_set(data, scale, degrade=degrade)
     methods = [evaluate_method(BICUBIC, lambda lr: bicubic_upscale(lr, scale), images, scale)]
-    for entry in chosen_weights(weights, scale):
+    for entry in entries:
         for ensembled in (False, True) if tta else (False,):
-            upscale = model_upscaler(entry, device=device, threads=threads, tta=ensembled)
-            methods.append(evaluate_method(entry.name + (TTA_SUFFIX if ensembled else ""), upscale, images, scale))
+            upscale = model_upscaler(entry, scale=scale, device=device, threads=threads, tta=ensembled)
+            methods.append(evaluate_method(method_name(entry, scale, ensembled), upscale, images, scale))
     return EvalReport(Path(data), scale, images, methods, degrade)
 
 

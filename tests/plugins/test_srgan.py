@@ -297,6 +297,22 @@ def tiny_photos(tmp_path_factory):
     return folder
 
 
+def test_eval_measures_a_x4_model_at_x2_as_upscale_does_and_refuses_a_smaller_one(exported_tiny, tiny_photos):
+    """`imgan eval sr --scale 2 --weights X4`: the row is the ×4 result area-averaged (what `imgan
+    upscale --scale 2 --weights X4` writes), named so; a ×4 eval of it would need a larger model."""
+    from imgan_srgan.evaluate import evaluate_folder
+
+    report, _ = exported_tiny
+    result = evaluate_folder(tiny_photos / "eval", [str(report.path)], scale=2, device="cpu")
+    bicubic, reduced = result.methods
+    assert reduced.name == "tiny ×4→×2"
+    (image,) = result.images
+    upscale = make_transform(weights=str(report.path), scale=2, device="cpu")
+    assert np.array_equal(reduced.outputs[0], upscale(Picture(rgb=image.lr, alpha=None)).rgb)
+    with pytest.raises(UsageError, match="less than ×8"):
+        evaluate_folder(tiny_photos / "eval", [str(report.path)], scale=8, device="cpu")
+
+
 def tiny_train(run_dir: Path, photos: Path, **overrides):
     from imgan_srgan.recipe import train_sr
 
