@@ -217,7 +217,7 @@ def write_sheet(pictures: list, path: Path, *, size: int) -> Path:
     each cell letterboxed into size x size (a method not measured stays blank, labelled "-")."""
     from imgan.io.images import Picture, from_float, write_image
 
-    from .paintings import _label, grid
+    from .paintings import labelled, grid
     from .universal_infer import read_painting
 
     def cell(rgb: np.ndarray | None) -> np.ndarray:
@@ -232,7 +232,7 @@ def write_sheet(pictures: list, path: Path, *, size: int) -> Path:
         labels = [row["photo"], f"optimisation, {row['steps']} steps", f"{row['style']} (fast net)",
                   "universal (WCT)", row["painting"]]
         for label, image in zip(labels, [*images, read_painting(painting)]):
-            cells.append(_label(cell(image), label if image is not None else "-"))
+            cells.append(labelled(cell(image), label if image is not None else "-"))
     return write_image(Picture(rgb=grid(cells, len(SHEET_COLUMNS)), alpha=None), path, overwrite=True)
 
 

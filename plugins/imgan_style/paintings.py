@@ -44,7 +44,7 @@ def add_paintings(paintings: Sequence[Path], *, into: Path | None = None, name: 
     return added
 
 
-def _label(cell: np.ndarray, text: str) -> np.ndarray:
+def labelled(cell: np.ndarray, text: str) -> np.ndarray:
     """The cell with a white strip under it holding `text`."""
     strip = np.full((LABEL_HEIGHT, cell.shape[1], 3), 255, np.uint8)
     scale = 0.45
@@ -74,7 +74,7 @@ def contact_sheet(photo: Path, *, size: int = SHEET_CELL, columns: int = 6, devi
     options = StyleOptions(size=size, stable=False)
     rows = list_styles()
     universal = UniversalModel.load(device=device, threads=threads) if any(r["kind"] == "universal" for r in rows) else None
-    cells = [_label(small_picture.rgb, "photo")]
+    cells = [labelled(small_picture.rgb, "photo")]
     for index, row in enumerate(rows):
         if row["kind"] == "fast":
             transform = make_fast_transform(style=row["name"], device=device, threads=threads, options=options)
@@ -83,7 +83,7 @@ def contact_sheet(photo: Path, *, size: int = SHEET_CELL, columns: int = 6, devi
             stats, _ = painting_blend(row["name"])
             transform = universal_transform(universal, stats, options, None, None)
             label = row["name"]
-        cells.append(_label(transform(small_picture).rgb, label))
+        cells.append(labelled(transform(small_picture).rgb, label))
         if progress is not None:
             progress(index + 1, len(rows))
     return grid(cells, columns)
