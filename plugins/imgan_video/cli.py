@@ -14,8 +14,8 @@ from imgan.cli_support import (DeviceOpt, InitFromOpt, JsonOpt, ResumeOpt, RunDi
                                ThreadsOpt, WeightsOpt, print_json, render_run_result, stderr, stdout)
 
 from . import TASK
-from .spec import (CLIPS_NAME, DEFAULT_CONTEXT, DEFAULT_FUTURE, DEFAULT_WEIGHTS, check_interpolate_sources,
-                   check_predict_sources)
+from .spec import (CLIPS_NAME, DEFAULT_CONTEXT, DEFAULT_FUTURE, DEFAULT_WEIGHTS, NATURAL_NAME, NATURAL_WORKING_SIZE,
+                   check_interpolate_sources, check_predict_sources)
 
 MnistOpt = Annotated[Optional[Path], typer.Option(help="MNIST t10k-images-idx3-ubyte.gz (default: $IMGAN_MNIST).")]
 
@@ -38,7 +38,10 @@ def predict(
     overwrite: Annotated[bool, typer.Option(help="Replace outputs that exist.")] = False,
     json: JsonOpt = False,
 ) -> None:
-    """Predict the next frames of a clip with the ConvLSTM video model (or show it on Moving MNIST)."""
+    """Predict the next frames of a clip with the ConvLSTM video model (or show it on Moving MNIST).
+
+    Clips use the natural-video model (convlstm-natural, RGB, at its working size), --mmnist the
+    Moving MNIST one (convlstm-mmnist), unless --weights names another."""
     from .infer import predict_clip, predict_mmnist
 
     check_predict_sources(clip, mmnist)
@@ -102,7 +105,9 @@ def interpolate(
 def train(
     steps: Annotated[int, typer.Option(min=1, help="Total generator steps (also when resuming).")] = 3000,
     videos: Annotated[Optional[Path], typer.Option(help="Train on the clips in this folder instead of Moving MNIST.")] = None,
-    size: Annotated[int, typer.Option(min=8, help="--videos: frames are centre-cropped and resized to SIZE x SIZE (a multiple of 4).")] = 64,
+    size: Annotated[int, typer.Option(min=8, help="--videos: frames are centre-cropped and resized to SIZE x SIZE (a multiple of 4); natural footage: random SIZE x SIZE crops.")] = 64,
+    photos: Annotated[Optional[Path], typer.Option(help="Natural footage: also train on synthetic camera motion (pans, zooms, rolls, a moving layer) over the photos in this folder (RGB model).")] = None,
+    working_size: Annotated[Optional[int], typer.Option(min=16, help=f"Natural footage: clips are resized to this longer side (as `imgan predict` will run the model) before cropping; default {NATURAL_WORKING_SIZE} with --photos.")] = None,
     gray: Annotated[bool, typer.Option(help="--videos: train on grayscale frames (Moving MNIST always is).")] = False,
     mnist: MnistOpt = None,
     context: Annotated[int, typer.Option(min=1, help="Frames the model reads.")] = DEFAULT_CONTEXT,
@@ -127,7 +132,7 @@ def train(
     teacher_forcing: Annotated[float, typer.Option(min=0, max=1, help="Probability of feeding a true future frame instead of the prediction.")] = 0.0,
     eval_every: Annotated[int, typer.Option(min=1, help="Checkpoint (and on Moving MNIST measure test MSE) every N steps.")] = 100,
     eval_sequences: Annotated[int, typer.Option(min=0, max=2000, help="Test sequences measured each time (0: none).")] = 100,
-    name: Annotated[Optional[str], typer.Option(help=f"Weights name (default {DEFAULT_WEIGHTS}, or {CLIPS_NAME} with --videos).")] = None,
+    name: Annotated[Optional[str], typer.Option(help=f"Weights name (default {DEFAULT_WEIGHTS}; {CLIPS_NAME} with --videos; {NATURAL_NAME} with --photos or --working-size).")] = None,
     run_dir: RunDirOpt = None,
     resume: ResumeOpt = False,
     threads: ThreadsOpt = None,
@@ -153,15 +158,31 @@ def evaluate(
     weights: WeightsOpt = None,
     mnist: MnistOpt = None,
     record: Annotated[bool, typer.Option(help="Store the model's figures in its model card.")] = False,
+    clip: Annotated[Optional[list[Path]], typer.Option(help="Natural video instead of Moving MNIST: every window of this clip (repeatable; one the model never saw) at the model's working size.")] = None,
+    photos: Annotated[Optional[Path], typer.Option(help="Natural video: also 100 fixed synthetic camera-motion clips over these photos (ones it never saw).")] = None,
+    context: Annotated[int, typer.Option(min=1, help="Frames the model reads.")] = DEFAULT_CONTEXT,
+    future: Annotated[int, typer.Option(min=1, help="Frames it predicts (figures per horizon).")] = DEFAULT_FUTURE,
     device: DeviceOpt = "auto",
     threads: ThreadsOpt = None,
 ) -> None:
-    """Moving MNIST test set: MSE/MAE per frame and SSIM of the model and of trivial baselines."""
-    from .evaluate import evaluate_mmnist, record_in_card
+    """Moving MNIST test set: MSE/MAE per frame and SSIM of the model and of trivial baselines; with
+    --clip/--photos, natural video: PSNR per horizon of the RGB model, copy-last and flow extrapolation."""
+    from .evaluate import evaluate_mmnist, evaluate_natural, record_in_card
 
+    if clip or photos:
+        with StepProgress("evaluating windows") as progress:
+            results = evaluate_natural(weights, clips=list(clip or []), photos=photos, context=context, future=future,
+                                       device=device, threads=threads, progress=progress)
+        if record:
+            stderr.print(f"recorded in {record_in_card(results)}")
+        if json:
+            return print_json(results)
+        for name, figures in results["sets"].items():
+            stdout.print(_natural_table(name, figures, results))
+        return None
     with StepProgress("evaluating sequences") as progress:
-        results = evaluate_mmnist(weights, sequences=sequences, mnist=mnist, device=device, threads=threads,
-                                  progress=progress)
+        results = evaluate_mmnist(weights, sequences=sequences, mnist=mnist, context=context, future=future,
+                                  device=device, threads=threads, progress=progress)
     if record:
         stderr.print(f"recorded in {record_in_card(results)}")
     if json:
@@ -187,4 +208,17 @@ def _horizon_table(results: dict):
     table = Table("MSE at", *results["methods"], title="per horizon")
     for k in range(results["future"]):
         table.add_row(f"t+{k + 1}", *[f"{m['mse_per_horizon'][k]:.1f}" for m in results["methods"].values()])
+    return table
+
+
+def _natural_table(name: str, figures: dict, results: dict):
+    from rich.table import Table
+
+    methods = figures["methods"]
+    table = Table("PSNR dB at", *methods, title=f"{name}: {figures['windows']} windows, {results['context']} → "
+                                                f"{results['future']} frames at {results['working_size']} px "
+                                                f"({results['weights']})")
+    for k in range(results["future"]):
+        table.add_row(f"t+{k + 1}", *[f"{m['psnr_per_horizon'][k]:.2f}" for m in methods.values()])
+    table.add_row("all", *[f"{m['psnr']:.2f}" for m in methods.values()])
     return table

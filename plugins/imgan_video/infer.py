@@ -22,7 +22,7 @@ from imgan.io.images import Picture, from_float, resize_plane, to_float, write_i
 from imgan.weights import Weights, resolve_weights
 
 from . import TASK
-from .spec import DEFAULT_CONTEXT, DEFAULT_FUTURE
+from .spec import DEFAULT_CONTEXT, DEFAULT_FUTURE, DEFAULT_WEIGHTS, NATURAL_NAME
 
 GAP = 2  # pixels between the frames of a sheet
 GIF_FRAME_MS = 100
@@ -116,13 +116,26 @@ def prepare_frame(rgb: np.ndarray, *, channels: int, size: int | None = None) ->
     return rgb
 
 
+def working_frame_size(height: int, width: int, long_side: int, multiple: int = 4) -> tuple[int, int]:
+    """(height, width) with the longer side `long_side`, the aspect kept, both multiples of `multiple`."""
+    scale = long_side / max(height, width)
+    return tuple(max(multiple, round(side * scale / multiple) * multiple) for side in (height, width))
+
+
 def load_clip(path: str | os.PathLike, *, channels: int, size: int | None = None, start: float | None = None,
-              max_frames: int | None = None) -> np.ndarray:
-    """The frames of a video file, prepared for the model: (T, S, S, channels) uint8."""
+              max_frames: int | None = None, working_size: int | None = None) -> np.ndarray:
+    """The frames of a video file, prepared for the model: (T, S, S, channels) uint8; with
+    `working_size` (and no `size`), whole frames resized to that longer side instead."""
     from imgan.io.video import read_frames
 
-    frames = [prepare_frame(rgb, channels=channels, size=size)
-              for rgb in read_frames(path, start=start, max_frames=max_frames)]
+    frames = []
+    for rgb in read_frames(path, start=start, max_frames=max_frames):
+        if size is None and working_size is not None:
+            height, width = working_frame_size(*rgb.shape[:2], working_size)
+            rgb = resize_plane(rgb, (width, height))
+        frames.append(prepare_frame(rgb, channels=channels, size=size))
+    if not frames:
+        raise InputError("no frames could be read from the clip", path=path, hint="check that the file is a video")
     return np.stack(frames)
 
 
@@ -210,9 +223,11 @@ def predict_clip(clip: str | os.PathLike, *, output: str | os.PathLike | None = 
 
     if context < 1 or future < 1:
         raise UsageError(f"--context and --future must be at least 1, got {context} and {future}")
-    model = load_step_model(weights, device=device, threads=threads)
+    model = load_step_model(weights or NATURAL_NAME, device=device, threads=threads)
     info = probe_video(clip)
-    frames = load_clip(clip, channels=model.channels, size=size, start=start, max_frames=context + future)
+    working = None if size is not None else model.weights.inference.get("working_size")
+    frames = load_clip(clip, channels=model.channels, size=size, start=start, max_frames=context + future,
+                       working_size=working)
     if len(frames) < context:
         raise InputError(f"the clip has {len(frames)} frames from the start point; --context {context} needs {context}",
                          path=clip, hint="use a longer clip, an earlier --start or a smaller --context")
@@ -222,6 +237,9 @@ def predict_clip(clip: str | os.PathLike, *, output: str | os.PathLike | None = 
     shown_context = to_rgb8(seen)
     truth = to_rgb8(to_model(frames[context:])) if len(frames) > context else None
     written, notes = [], []
+    if working:
+        notes.append(f"frames: {frames.shape[2]}x{frames.shape[1]}, the model's working size (the clip is "
+                     f"{info.width}x{info.height}); --size N runs N x N centre crops instead")
     if output is None and sheet is None:
         output = Path(clip).with_name(f"{Path(clip).stem}.{TASK}.mp4")
     audio_kept = output is not None and not only_future and info.has_audio and find_ffmpeg() is not None
@@ -251,7 +269,7 @@ def predict_mmnist(count: int, output_dir: str | os.PathLike, *, mnist: str | os
     if folder.exists() and not folder.is_dir():
         raise UsageError("--mmnist writes a folder of sheets; -o names a file", path=folder, hint="pass -o DIR")
     folder.mkdir(parents=True, exist_ok=True)
-    model = load_step_model(weights, device=device, threads=threads)
+    model = load_step_model(weights or DEFAULT_WEIGHTS, device=device, threads=threads)
     digits = mmnist.load_digits(mnist)
     written = []
     for index in range(count):

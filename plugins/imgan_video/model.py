@@ -29,7 +29,7 @@ from imgan.cards import ModelCard, Running
 from imgan.config import JsonConfig
 from imgan.train.spec import ModelSpec
 
-from .spec import DEFAULT_CONTEXT, DEFAULT_FUTURE, MMNIST_DATA, MMNIST_LICENCE
+from .spec import DEFAULT_CONTEXT, DEFAULT_FUTURE, MMNIST_DATA, MMNIST_LICENCE, NATURAL_LICENCE
 
 DOWNSCALE = 4  # two stride-2 convolutions: frame sides must be multiples of 4
 # Per ConvLSTM layer (h, c), each (N, hidden, H/4, W/4); with frame_difference, then (previous,):
@@ -123,6 +123,8 @@ class FramePredictor(nn.Module):
                 # start near "copy the input frame": the centre taps lead
                 first = self.drawn_channels + (1 if config.draw_new else 0)
                 self.decoder[-1].bias[[first + k // 2, first + k + k // 2]] += 3.0
+                if config.draw_new:  # and from moved pixels: a half-drawn start is far worse than a copy
+                    self.decoder[-1].bias[self.drawn_channels] += 3.0
 
     def zero_states(self, frame: Tensor) -> State:
         """All-zero states for frames like `frame` (N,C,H,W) (see State)."""
@@ -317,12 +319,20 @@ def finish_card(card: ModelCard, context: dict) -> ModelCard:
     side = int(recipe.get("size", FRAME_SIDE))
     inference = {**card.running.inference, "context_frames": int(recipe.get("context", DEFAULT_CONTEXT)),
                  "future_frames": int(recipe.get("future", DEFAULT_FUTURE)), "frame_size": [side, side]}
+    if recipe.get("working_size"):  # a natural-video model: clips are resized to this longer side first
+        inference["working_size"] = int(recipe["working_size"])
     step = context["checkpoint"]["step"]
     evals = [record for record in read_eval_log(context["run_dir"]) if record.get("step") == step]
     return card.replace(description=describe(VideoNetConfig.from_dict(card.model_config)),
-                        licence=MMNIST_LICENCE if recipe.get("data", MMNIST_DATA) == MMNIST_DATA else "",
+                        licence=_data_licence(recipe.get("data", MMNIST_DATA)),
                         running=replace(card.running, inference=inference),
                         metrics={**card.metrics, **({"heldout_during_training": evals[-1]} if evals else {})})
+
+
+def _data_licence(data: str) -> str:
+    if data == MMNIST_DATA:
+        return MMNIST_LICENCE
+    return NATURAL_LICENCE if "camera motion over" in data else ""
 
 
 SPEC = ModelSpec(build=build_generator, example_inputs=example_inputs, running=running, exportable=OneStep,

@@ -22,17 +22,17 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from imgan.errors import TrainingError
+from imgan.errors import TrainingError, UsageError
 from imgan.train.checkpoint import LATEST_NAME, generator_from_checkpoint, load_checkpoint
 from imgan.train.loop import Recipe, RunResult, TrainConfig, fit
 from imgan.train.losses import pixel_loss
 from imgan.train.run import append_eval, default_run_dir
 
-from . import TASK, mmnist
+from . import TASK, camera, mmnist
 from .evaluate import frame_errors
 from .infer import load_clip
 from .model import SPEC, SequenceCritic, VideoNetConfig, build_generator
-from .spec import CLIPS_NAME, DEFAULT_WEIGHTS, MMNIST_DATA, check_train_options
+from .spec import CLIPS_NAME, DEFAULT_WEIGHTS, MMNIST_DATA, NATURAL_NAME, NATURAL_WORKING_SIZE, check_train_options
 
 EPOCH_SEQUENCES = 10_000  # Moving MNIST is endless; an "epoch" is just this many fresh sequences
 
@@ -92,6 +92,57 @@ class ClipWindows(Dataset):
         return {"frames": frames.float().div_(255.0)}
 
 
+class NaturalFootage(Dataset):
+    """Natural video for the RGB model: {"frames": (T, 3, crop, crop)} from real clips and from
+    synthetic camera motion over photos (camera.py), half each when both are given.
+
+    Clips are decoded once at their working size (longer side `working_size`, aspect kept, as
+    `imgan predict` runs the model), each item a random crop x crop window of `length` frames,
+    flipped left-right half the time. Photos are resized once so a crop x crop window has room to
+    pan and zoom. Items are drawn like MovingMnist's, from the loop's per-item seed, so a resumed
+    run sees what an uninterrupted one would.
+    """
+
+    def __init__(self, clips_folder: Path | None, photos_folder: Path | None, *, working_size: int, crop: int,
+                 length: int, motion: camera.CameraMotion = camera.CameraMotion()):
+        self.clips = _working_clips(clips_folder, working_size, crop, length) if clips_folder else []
+        self.photos = camera.load_photos(photos_folder, long_side=crop) if photos_folder else []
+        if not self.clips and not self.photos:
+            raise TrainingError("no training footage: no clip of the length needed and no photo",
+                                path=clips_folder or photos_folder, hint="pass --videos DIR and/or --photos DIR")
+        self.crop, self.length, self.motion = crop, length, motion
+
+    def __len__(self) -> int:
+        return EPOCH_SEQUENCES
+
+    def __getitem__(self, index: int) -> dict[str, Tensor]:
+        rng = np.random.default_rng((index, int(np.random.randint(0, 2**31 - 1))))
+        if self.clips and (not self.photos or rng.random() < 0.5):
+            frames = self._clip_window(rng)
+        else:
+            frames = camera.camera_clip(self.photos, rng, height=self.crop, width=self.crop, length=self.length,
+                                        motion=self.motion)
+        return {"frames": torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float().div_(255.0)}
+
+    def _clip_window(self, rng: np.random.Generator) -> np.ndarray:
+        clip = self.clips[rng.integers(len(self.clips))]
+        start = rng.integers(len(clip) - self.length + 1)
+        top, left = rng.integers(clip.shape[1] - self.crop + 1), rng.integers(clip.shape[2] - self.crop + 1)
+        window = clip[start : start + self.length, top : top + self.crop, left : left + self.crop]
+        return window[:, :, ::-1] if rng.random() < 0.5 else window
+
+
+def _working_clips(folder: Path, working_size: int, crop: int, length: int) -> list[np.ndarray]:
+    """The clips in `folder` at their working size, (T, H, W, 3) uint8, those long and large enough."""
+    from imgan.io.video import is_video_path
+
+    if not folder.is_dir():
+        raise TrainingError("video folder not found", path=folder, hint="pass --videos DIR with video files")
+    files = sorted(path for path in folder.rglob("*") if path.is_file() and is_video_path(path))
+    clips = [load_clip(path, channels=3, working_size=working_size) for path in files]
+    return [clip for clip in clips if len(clip) >= length and min(clip.shape[1:3]) >= crop]
+
+
 # --------------------------------------------------------------------------- the recipe
 
 
@@ -124,17 +175,18 @@ class VideoRecipe(Recipe):
 
     def __init__(self, config: VideoNetConfig, make_data, *, context: int, future: int,
                  loss_weights: dict[str, float], teacher_forcing: float = 0.0, data: str = MMNIST_DATA,
-                 size: int = mmnist.FRAME_SIZE):
+                 size: int = mmnist.FRAME_SIZE, working_size: int | None = None):
         self.net_config = config
         self.model_config = config.to_dict()
         self.make_data = make_data
         self.context, self.future = context, future
         self.loss_weights = {name: weight for name, weight in loss_weights.items() if weight > 0}
         self.teacher_forcing = teacher_forcing
-        self.data, self.size = data, size
+        self.data, self.size, self.working_size = data, size, working_size
 
     def describe(self) -> dict:
-        return {"data": self.data, "context": self.context, "future": self.future, "size": self.size,
+        working = {"working_size": self.working_size} if self.working_size else {}
+        return {"data": self.data, "context": self.context, "future": self.future, "size": self.size, **working,
                 "loss_weights": self.loss_weights, "teacher_forcing": self.teacher_forcing}
 
     def build_discriminator(self) -> SequenceCritic:
@@ -236,30 +288,41 @@ def train_video(*, steps: int, videos: Path | None, size: int, gray: bool, mnist
                 eval_every: int, eval_sequences: int, name: str | None, run_dir: Path | None, resume: bool,
                 threads: int | None, device: str, seed: int, init_from: Path | None = None,
                 lr_schedule: str = "constant", motion_kernel: int = 0, draw_new: bool = False,
-                frame_difference: bool = False, progress: bool = False,
-                on_eval: Callable[[dict], None] | None = None) -> RunResult:
-    """Train on Moving MNIST (default) or on the clips in `videos`; the options are `imgan train video`'s.
+                frame_difference: bool = False, progress: bool = False, photos: Path | None = None,
+                working_size: int | None = None, on_eval: Callable[[dict], None] | None = None) -> RunResult:
+    """Train on Moving MNIST (default), on the clips in `videos` (square frames of `size`), or on
+    natural footage (`working_size` and/or `photos`: clips at that working size and camera motion
+    over the photos, random size x size crops; see NaturalFootage); the options are `imgan train video`'s.
 
     On Moving MNIST with eval_sequences > 0, every eval_every steps the checkpoint's test figures
     go to RUN_DIR/eval.jsonl and to on_eval(record)."""
-    name = name or (CLIPS_NAME if videos else DEFAULT_WEIGHTS)
+    natural = photos is not None or working_size is not None
+    if natural:
+        working_size = working_size or NATURAL_WORKING_SIZE
+        if size % 4 or size > working_size:
+            raise UsageError(f"--size {size} must be a multiple of 4 and at most the working size {working_size}",
+                             hint="the crops are taken from frames of that longer side")
+    name = name or (NATURAL_NAME if natural else CLIPS_NAME if videos else DEFAULT_WEIGHTS)
     run_dir = run_dir or default_run_dir(TASK, name)
     weights = {"l2": l2, "l1": l1, "bce": bce, "context": context_loss if context > 1 else 0.0, "gdl": gdl,
                "adversarial": adversarial}
     encoder_widths, hidden_channels = check_train_options(widths=widths, hidden=hidden, motion_kernel=motion_kernel,
                                                           loss_weights=weights)
-    channels = 1 if videos is None or gray else 3
+    channels = 3 if natural else 1 if videos is None or gray else 3
     net = VideoNetConfig(channels=channels, widths=encoder_widths, hidden=hidden_channels, kernel=kernel,
                          motion_kernel=motion_kernel, draw_new=draw_new, frame_difference=frame_difference)
     length = context + future
-    if videos is not None:
+    if natural:
+        make_data = lambda: NaturalFootage(videos, photos, working_size=working_size, crop=size, length=length)  # noqa: E731
+    elif videos is not None:
         make_data = lambda: ClipWindows(videos, size=size, channels=channels, length=length)  # noqa: E731
     else:
         digits = mmnist.load_digits(mnist)
         make_data = lambda: MovingMnist(digits, length)  # noqa: E731
     recipe = VideoRecipe(net, make_data, context=context, future=future, loss_weights=weights,
-                         teacher_forcing=teacher_forcing, data=str(videos) if videos else MMNIST_DATA,
-                         size=size if videos else mmnist.FRAME_SIZE)
+                         teacher_forcing=teacher_forcing, data=_data_name(videos, photos),
+                         size=size if videos or natural else mmnist.FRAME_SIZE,
+                         working_size=working_size if natural else None)
     # Adam's usual momentum for regression; the GAN one (0.5) only when a critic is trained.
     betas = (0.5, 0.999) if adversarial > 0 else (0.9, 0.999)
     config = TrainConfig(run_dir=run_dir, steps=steps, batch_size=batch_size, lr_g=lr, lr_d=lr, betas=betas,
@@ -267,8 +330,16 @@ def train_video(*, steps: int, videos: Path | None, size: int, gray: bool, mnist
                          sample_every=eval_every, log_every=10, grad_clip=1.0, lr_schedule=lr_schedule,
                          threads=threads, init_from=str(init_from) if init_from is not None else None)
     measure = None
-    if videos is None and eval_sequences > 0:
+    if videos is None and not natural and eval_sequences > 0:
         held_out = mmnist.fixed_test_set(digits, eval_sequences, length=length)
         measure = lambda checkpoint: measure_checkpoint(checkpoint, held_out, context=context, future=future)  # noqa: E731
     return train_in_chunks(recipe, config, resume=resume, eval_every=eval_every, measure=measure, progress=progress,
                            on_eval=on_eval)
+
+
+def _data_name(videos: Path | None, photos: Path | None) -> str:
+    """What run.json and the card record as the data."""
+    if videos is None and photos is None:
+        return MMNIST_DATA
+    parts = ([str(videos)] if videos else []) + ([f"camera motion over {photos}"] if photos else [])
+    return " + ".join(parts)
