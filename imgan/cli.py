@@ -149,6 +149,7 @@ def export_command(task: Annotated[str, typer.Argument(help="Task name, e.g. sty
                    output: Annotated[Path, typer.Option("--output", "-o", help="The .onnx file to write.")],
                    name: Annotated[Optional[str], typer.Option(help="Weights name for the model card (default: from the file name).")] = None,
                    fp16: Annotated[bool, typer.Option("--fp16", help="Also write a float16 copy (for CUDA), parity-checked.")] = False,
+                   version: Annotated[int, typer.Option(min=1, help="The weights' version in the model card (retrained weights: the next one).")] = 1,
                    overwrite: Annotated[bool, typer.Option("--overwrite")] = False) -> None:
     """Export a trained checkpoint to ONNX, check ORT/PyTorch parity and write its model card."""
     from .errors import OutputError
@@ -156,7 +157,7 @@ def export_command(task: Annotated[str, typer.Argument(help="Task name, e.g. sty
 
     if output.exists() and not overwrite:
         raise OutputError("output exists", path=output, hint="pass --overwrite to replace it")
-    render_export(export_checkpoint(task, checkpoint, output, name=name, fp16=fp16))
+    render_export(export_checkpoint(task, checkpoint, output, name=name, fp16=fp16, version=version))
 
 
 def train_plot(run_dir: Annotated[Path, typer.Argument(help="A training run folder.")]) -> None:
