@@ -148,3 +148,17 @@ def test_working_frame_size_keeps_the_aspect_in_multiples_of_4():
     assert working_frame_size(576, 768, 128) == (96, 128)
     assert working_frame_size(240, 320, 128) == (96, 128)
     assert working_frame_size(1080, 1920, 128) == (72, 128)
+
+
+def test_predict_on_a_clip_uses_the_shipped_natural_model_by_default(tmp_path):
+    from imgan.weights import resolve_weights
+
+    shipped = resolve_weights(TASK, "convlstm-natural")
+    working = shipped.inference["working_size"]
+    clip = write_video([_textured_photo(t, (60, 80)) for t in range(12)], tmp_path / "clip.mp4", fps=10)
+    out = tmp_path / "next.mp4"
+    result = run_cli("predict", clip, "--context", 10, "--future", 3, "-o", out)
+    assert result.returncode == 0, result.stderr
+    info = probe_video(out)
+    assert (info.width, info.height) == working_frame_size(60, 80, working)[::-1] and info.frame_count == 13
+    assert "working size" in result.stderr  # and it says so
