@@ -1,9 +1,9 @@
 """Synthetic camera motion over still photos: clips for training and measuring the natural video model.
 
 We have two real clips; the photos give thousands of scenes. A clip here is a window moving over
-a photo like a hand-held camera: a pan with a little random acceleration, a steady zoom and a
-slow roll. Half the clips add a second, flat layer (an elliptical cut-out of another photo moving
-on its own), so the model also sees occlusion and content that appears. Each layer is one affine
+a photo like a hand-held camera: a pan with a little random acceleration and a to-and-fro sway,
+a steady zoom and a slow roll. Half the clips add a second, flat layer (an elliptical cut-out of
+another photo moving on its own), so the model also sees occlusion and content that appears. Each layer is one affine
 warp per frame (no parallax), so the motion is smooth and known. NumPy + OpenCV only.
 """
 from __future__ import annotations
@@ -32,6 +32,8 @@ class CameraMotion:
     still: float = 0.15  # probability of a fixed camera (only the layer moves, if there is one)
     layer: float = 0.5  # probability of a second, moving layer
     layer_shift: float = 3.0  # its speed per axis, px per frame
+    sway: float = 1.5  # amplitude (px, per axis, uniform in 0..sway) of a to-and-fro on top of the pan: wind, a hand
+    sway_period: tuple[float, float] = (6.0, 20.0)  # frames
 
 
 def load_photos(folder: str | Path, *, long_side: int) -> list[np.ndarray]:
@@ -52,8 +54,9 @@ def camera_clip(photos: list[np.ndarray], rng: np.random.Generator, *, height: i
     """One clip (length, height, width, 3) uint8 over a photo drawn from `photos` (see load_photos)."""
     background = photos[rng.integers(len(photos))]
     still = rng.random() < motion.still
+    fixed = CameraMotion(shift=0, jitter=0, zoom=0, rotation=0, sway=0)
     frames = _camera_frames(background, rng, height=height, width=width, length=length,
-                            motion=CameraMotion(shift=0, jitter=0, zoom=0, rotation=0) if still else motion)
+                            motion=fixed if still else motion)
     if still or rng.random() < motion.layer:
         frames = _with_layer(frames, photos[rng.integers(len(photos))], rng, motion)
     return frames
@@ -74,12 +77,16 @@ def _camera_frames(photo: np.ndarray, rng: np.random.Generator, *, height: int, 
     velocity = rng.uniform(-motion.shift, motion.shift, 2)
     zoom, roll = rng.uniform(-motion.zoom, motion.zoom), math.radians(rng.uniform(-motion.rotation, motion.rotation))
     half = np.array([width / 2.0, height / 2.0])
+    # a motion that turns back (not every clip extrapolates in a straight line)
+    amplitude = rng.uniform(0.0, motion.sway, 2) if motion.sway else np.zeros(2)
+    period, phase = rng.uniform(*motion.sway_period, 2), rng.uniform(0.0, 2 * math.pi, 2)
     frames = []
     for t in range(length):
         scale, angle = (1.0 + zoom) ** t, roll * t
         linear = scale * np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
-        # output pixel p comes from centre + linear @ (p - half): the inverse map warpAffine takes
-        matrix = np.hstack([linear, (centre - linear @ half)[:, None]])
+        swayed = centre + amplitude * (np.sin(2 * math.pi * t / period + phase) - np.sin(phase))
+        # output pixel p comes from swayed centre + linear @ (p - half): the inverse map warpAffine takes
+        matrix = np.hstack([linear, (swayed - linear @ half)[:, None]])
         frames.append(cv2.warpAffine(photo, matrix, (width, height), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                                      borderMode=cv2.BORDER_REFLECT_101))
         velocity = velocity + rng.normal(0.0, motion.jitter, 2) if motion.jitter else velocity

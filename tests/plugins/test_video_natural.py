@@ -20,7 +20,7 @@ from imgan_video.recipe import NaturalFootage, train_video  # noqa: E402
 
 from ..conftest import run_cli  # noqa: E402
 
-PAN_ONLY = CameraMotion(shift=2.0, jitter=0.0, zoom=0.0, rotation=0.0, still=0.0, layer=0.0)
+PAN_ONLY = CameraMotion(shift=2.0, jitter=0.0, zoom=0.0, rotation=0.0, still=0.0, layer=0.0, sway=0.0)
 
 
 def _textured_photo(seed: int, size=(120, 160)) -> np.ndarray:
