@@ -94,6 +94,7 @@ def train(
     widths: Annotated[str, typer.Option("--widths", help="Channels at full, 1/2 and 1/4 resolution.")] = "16,32,64",
     blocks: Annotated[int, typer.Option("--blocks", min=1, help="Residual blocks.")] = 4,
     antialias: Annotated[bool, typer.Option("--antialias/--no-antialias", help="A fixed blur where the resolution changes (v2 nets): without it nets lay a diagonal 5.7-px pattern.")] = True,
+    blur_after_upsample: Annotated[bool, typer.Option(help="With --antialias: blur after each nearest x2, not before (smooths the 2x2 blocks that v2 nets turn into a fine grid).")] = False,
     style_weight: Annotated[Optional[float], typer.Option("--style-weight", help="Default 1 (per-layer Gram errors are normalised by the painting's).")] = None,
     content_weight: Annotated[Optional[float], typer.Option("--content-weight", help="Default 2e-5.")] = None,
     tv_weight: Annotated[Optional[float], typer.Option("--tv-weight", help="Default 0.5.")] = None,
@@ -124,7 +125,8 @@ def train(
         net_widths = ()
     if len(net_widths) != 3:
         raise UsageError(f"--widths must be three whole numbers like 16,32,64, got {widths!r}")
-    net = StyleNetConfig(widths=net_widths, residual_blocks=options.pop("blocks"), antialias=options.pop("antialias"))
+    net = StyleNetConfig(widths=net_widths, residual_blocks=options.pop("blocks"), antialias=options.pop("antialias"),
+                         blur_after_upsample=options.pop("blur_after_upsample"))
     chosen = {field.name: options.pop(field.name) for field in fields(StyleSettings)}
     if chosen["style_layers"]:
         chosen["style_layers"] = chosen["style_layers"].split(",")

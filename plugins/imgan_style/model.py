@@ -7,6 +7,9 @@ nearest upsampling. Without it, the v1 nets' residual blocks at 1/4 resolution l
 (the cheapest fine texture a Gram loss rewards) that the upsampling turns into a diagonal colour
 pattern of period 4*sqrt(2) = 5.7 px at 45 degrees: the stripes `imgan eval style` measures. The blur
 has no response at the low-resolution grid's Nyquist frequency, so no checkerboard gets through.
+Blurring before a nearest x2 still leaves the 2x2 blocks the copy draws, and the v2 nets turn them
+into a fine grid of strokes along the pixel axes (hokusai v2: 34 dB at 6 px, 0/90 degrees); with
+``blur_after_upsample`` the upsampling blur comes after the copy instead, smoothing the blocks.
 
 Every layer runs on two streams: the image (or a tile of it) and a *reference* (a downscaled
 copy of the whole image). Each normalisation layer normalises both streams with the mean and std
@@ -45,6 +48,7 @@ class StyleNetConfig(JsonConfig):
     widths: tuple[int, int, int] = (16, 32, 64)
     residual_blocks: int = 4
     antialias: bool = False  # v1 nets: False; see the module's docstring
+    blur_after_upsample: bool = False  # v2 nets: False (the blur comes before each nearest x2); see the docstring
 
 
 class ReferenceInstanceNorm(nn.Module):
@@ -86,20 +90,23 @@ class ConvLayer(nn.Module):
     streams. The blur (antialias) only where the resolution changes: before a strided conv or an upsampling."""
 
     def __init__(self, c_in: int, c_out: int, kernel: int, *, stride: int = 1, upsample: bool = False,
-                 norm: bool = True, relu: bool = True, antialias: bool = False):
+                 norm: bool = True, relu: bool = True, antialias: bool = False, blur_after: bool = False):
         super().__init__()
         self.upsample = upsample
         self.blur = Blur(c_in) if antialias and (upsample or stride > 1) else None
+        self.blur_after = blur_after and upsample
         self.pad = nn.ReflectionPad2d(kernel // 2)
         self.conv = nn.Conv2d(c_in, c_out, kernel, stride=stride)
         self.norm = ReferenceInstanceNorm(c_out) if norm else None
         self.relu = relu and norm
 
     def _conv(self, x: Tensor) -> Tensor:
-        if self.blur is not None:
+        if self.blur is not None and not self.blur_after:
             x = self.blur(x)
         if self.upsample:
             x = F.interpolate(x, scale_factor=2.0, mode="nearest")  # resize-then-conv: no checkerboard
+        if self.blur is not None and self.blur_after:
+            x = self.blur(x)  # smooths the 2x2 blocks the nearest copy draws
         return self.conv(self.pad(x))
 
     def forward(self, x: Tensor, reference: Tensor | None) -> Pair:
@@ -134,13 +141,14 @@ class StyleNet(nn.Module):
         super().__init__()
         self.config = config
         full, half, quarter = config.widths
-        smooth = config.antialias
+        smooth, after = config.antialias, config.blur_after_upsample
         self.layers = nn.ModuleList(
             [ConvLayer(3, full, 9), ConvLayer(full, half, 3, stride=2, antialias=smooth),
              ConvLayer(half, quarter, 3, stride=2, antialias=smooth)]
             + [ResidualBlock(quarter) for _ in range(config.residual_blocks)]
-            + [ConvLayer(quarter, half, 3, upsample=True, antialias=smooth),
-               ConvLayer(half, full, 3, upsample=True, antialias=smooth), ConvLayer(full, 3, 9, norm=False)]
+            + [ConvLayer(quarter, half, 3, upsample=True, antialias=smooth, blur_after=after),
+               ConvLayer(half, full, 3, upsample=True, antialias=smooth, blur_after=after),
+               ConvLayer(full, 3, 9, norm=False)]
         )
 
     def forward(self, image: Tensor, reference: Tensor | None = None) -> Tensor:

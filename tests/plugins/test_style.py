@@ -241,7 +241,27 @@ def test_the_antialiased_net_passes_no_checkerboard_from_low_resolution():
     assert spread[False] > 0.1 and spread[True] < 1e-5
 
 
-def test_an_antialiased_net_exports_and_its_tiles_join(tmp_path, isolated_home):
+def test_blurring_after_the_nearest_copy_leaves_no_2x2_blocks():
+    """Blurred before a nearest x2 (v2 nets), every 2x2 block of the upsampled features is one value:
+    the edges the v2 nets turn into a fine axis-aligned grid; blurred after it, none is."""
+    from imgan_style.model import ConvLayer
+
+    ramp = torch.arange(16.0).view(1, 1, 1, 16).expand(1, 1, 16, 16).contiguous()
+    flat_blocks = {}
+    for after in (False, True):
+        layer = ConvLayer(1, 1, 3, upsample=True, norm=False, relu=False, antialias=True, blur_after=after)
+        with torch.no_grad():
+            layer.conv.weight.zero_()
+            layer.conv.weight[0, 0, 1, 1] = 1.0  # the conv passes its input through: what is left is the resize
+            layer.conv.bias.zero_()
+            out = layer(ramp, None)[0][0, 0, 4:-4, 4:-4]
+        pairs = out.reshape(out.shape[0], -1, 2)  # horizontal neighbours inside each 2x2 block
+        flat_blocks[after] = bool(torch.allclose(pairs[..., 0], pairs[..., 1]))
+    assert flat_blocks == {False: True, True: False}
+
+
+@pytest.mark.parametrize("blur_after", [False, True])
+def test_an_antialiased_net_exports_and_its_tiles_join(tmp_path, isolated_home, blur_after):
     """The blur is part of the exported graph (parity at export) and of the tile overlap."""
     from dataclasses import replace
 
@@ -251,14 +271,16 @@ def test_an_antialiased_net_exports_and_its_tiles_join(tmp_path, isolated_home):
 
     import imgan_style.model as style_model
 
-    net = random_tiny_net(1, replace(TINY, antialias=True))
+    config = replace(TINY, antialias=True, blur_after_upsample=blur_after)
+    net = random_tiny_net(1, config)
     assert not any("kernel" in name for name in net.state_dict())  # a constant, not a weight
     painting = save_png(tmp_path / "painting.png", gradient_image(40, 56, seed=3))
-    checkpoint = write_checkpoint(tmp_path / "run" / "latest.pt", net, painting, config=replace(TINY, antialias=True))
+    checkpoint = write_checkpoint(tmp_path / "run" / "latest.pt", net, painting, config=config)
     report = export_checkpoint("style", checkpoint, isolated_home / "weights" / "style-smooth.onnx", name="smooth")
     weights = resolve_weights("style", "smooth")
     assert weights.card.model_config["antialias"] is True
-    assert weights.running.tile_overlap >= style_model.receptive_margin(replace(TINY, antialias=True))
+    assert weights.card.model_config["blur_after_upsample"] is blur_after
+    assert weights.running.tile_overlap >= style_model.receptive_margin(config)
     rgb = to_float(gradient_image(100, 136, seed=5))
     tiled = infer.fast_stylise(load_model(report.path, device="cpu"), weights, tile=32)(rgb, None, False)
     assert psnr(tiled, untiled(weights, rgb)) > 40
