@@ -140,7 +140,7 @@ def evaluate_natural(weights: str | os.PathLike | None = None, *, clips: list[Pa
     MSE is per pixel with values in [0, 1] (PSNR = 10 log10 1/MSE), over all channels."""
     from .camera import fixed_camera_clips, load_photos
     from .infer import load_clip, working_frame_size
-    from .spec import NATURAL_NAME, NATURAL_WORKING_SIZE
+    from .spec import CAMERA_DATA, NATURAL_NAME, NATURAL_WORKING_SIZE
 
     started = time.perf_counter()
     model = load_step_model(weights or NATURAL_NAME, device=device, threads=threads)
@@ -158,7 +158,7 @@ def evaluate_natural(weights: str | os.PathLike | None = None, *, clips: list[Pa
         sets[Path(clip).name] = np.stack([frames[s : s + length] for s in range(0, len(frames) - length + 1, stride)])
     if photos is not None:
         height, width = working_frame_size(3, 4, working)  # the 4:3 frame of most clips
-        sets[f"camera motion over {Path(photos).name}"] = fixed_camera_clips(
+        sets[f"{CAMERA_DATA} {Path(photos).name}"] = fixed_camera_clips(
             load_photos(photos, long_side=working), camera_clips, height=height, width=width, length=length,
             seed=CAMERA_SEED)
     if not sets:

@@ -29,7 +29,7 @@ from imgan.cards import ModelCard, Running
 from imgan.config import JsonConfig
 from imgan.train.spec import ModelSpec
 
-from .spec import DEFAULT_CONTEXT, DEFAULT_FUTURE, MMNIST_DATA, MMNIST_LICENCE, NATURAL_LICENCE
+from .spec import CAMERA_DATA, DEFAULT_CONTEXT, DEFAULT_FUTURE, MMNIST_DATA, MMNIST_LICENCE, NATURAL_LICENCE
 
 DOWNSCALE = 4  # two stride-2 convolutions: frame sides must be multiples of 4
 # Per ConvLSTM layer (h, c), each (N, hidden, H/4, W/4); with frame_difference, then (previous,):
@@ -334,7 +334,7 @@ def finish_card(card: ModelCard, context: dict) -> ModelCard:
 def _data_licence(data: str) -> str:
     if data == MMNIST_DATA:
         return MMNIST_LICENCE
-    return NATURAL_LICENCE if "camera motion over" in data else ""
+    return NATURAL_LICENCE if CAMERA_DATA in data else ""
 
 
 SPEC = ModelSpec(build=build_generator, example_inputs=example_inputs, running=running, exportable=OneStep,

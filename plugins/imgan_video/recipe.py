@@ -32,7 +32,8 @@ from . import TASK, camera, mmnist
 from .evaluate import frame_errors
 from .infer import load_clip
 from .model import SPEC, SequenceCritic, VideoNetConfig, build_generator
-from .spec import CLIPS_NAME, DEFAULT_WEIGHTS, MMNIST_DATA, NATURAL_NAME, NATURAL_WORKING_SIZE, check_train_options
+from .spec import (CAMERA_DATA, CLIPS_NAME, DEFAULT_WEIGHTS, MMNIST_DATA, NATURAL_NAME, NATURAL_WORKING_SIZE,
+                   check_train_options)
 
 EPOCH_SEQUENCES = 10_000  # Moving MNIST is endless; an "epoch" is just this many fresh sequences
 
@@ -68,12 +69,7 @@ class ClipWindows(Dataset):
     """
 
     def __init__(self, folder: Path, *, size: int, channels: int, length: int):
-        from imgan.io.video import is_video_path
-
-        if not folder.is_dir():
-            raise TrainingError("video folder not found", path=folder, hint="pass --videos DIR with video files")
-        files = sorted(path for path in folder.rglob("*") if path.is_file() and is_video_path(path))
-        clips = [load_clip(path, size=size, channels=channels) for path in files]
+        clips = [load_clip(path, size=size, channels=channels) for path in _video_files(folder)]
         self.clips = [clip for clip in clips if len(clip) >= length]  # each (T, S, S, C) uint8
         if not self.clips:
             raise TrainingError(f"no clip of at least {length} frames in the folder", path=folder,
@@ -134,13 +130,17 @@ class NaturalFootage(Dataset):
 
 def _working_clips(folder: Path, working_size: int, crop: int, length: int) -> list[np.ndarray]:
     """The clips in `folder` at their working size, (T, H, W, 3) uint8, those long and large enough."""
+    clips = [load_clip(path, channels=3, working_size=working_size) for path in _video_files(folder)]
+    return [clip for clip in clips if len(clip) >= length and min(clip.shape[1:3]) >= crop]
+
+
+def _video_files(folder: Path) -> list[Path]:
+    """The video files under `folder`, sorted (the training clips of --videos)."""
     from imgan.io.video import is_video_path
 
     if not folder.is_dir():
         raise TrainingError("video folder not found", path=folder, hint="pass --videos DIR with video files")
-    files = sorted(path for path in folder.rglob("*") if path.is_file() and is_video_path(path))
-    clips = [load_clip(path, channels=3, working_size=working_size) for path in files]
-    return [clip for clip in clips if len(clip) >= length and min(clip.shape[1:3]) >= crop]
+    return sorted(path for path in folder.rglob("*") if path.is_file() and is_video_path(path))
 
 
 # --------------------------------------------------------------------------- the recipe
@@ -341,5 +341,5 @@ def _data_name(videos: Path | None, photos: Path | None) -> str:
     """What run.json and the card record as the data."""
     if videos is None and photos is None:
         return MMNIST_DATA
-    parts = ([str(videos)] if videos else []) + ([f"camera motion over {photos}"] if photos else [])
+    parts = ([str(videos)] if videos else []) + ([f"{CAMERA_DATA} {photos}"] if photos else [])
     return " + ".join(parts)

@@ -9,6 +9,7 @@ from imgan.errors import UsageError
 DEFAULT_WEIGHTS = "convlstm-mmnist"  # also the name of a Moving MNIST run
 CLIPS_NAME = "convlstm-clips"  # the name of a run on --videos
 NATURAL_NAME = "convlstm-natural"  # the RGB model for real clips: `imgan predict clip.mp4` uses it
+CAMERA_DATA = "camera motion over"  # how run.json, cards and eval tables name synthetic clips over a photo folder
 NATURAL_LICENCE = ("MIT (trained weights); trained on OpenCV's sample clips (Apache-2.0/BSD) and camera motion "
                    "over BSDS500 photos (research use)")
 NATURAL_WORKING_SIZE = 128  # px, the longer side of the frames the natural model reads and predicts
