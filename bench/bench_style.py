@@ -58,10 +58,10 @@ def torch_net_from_onnx(weights):
 def demo_photo(longest: int) -> np.ndarray:
     from imgan.io.images import read_image, resize_plane
 
-    from imgan_style.infer import scaled_size
+    from imgan.io.images import long_side_size
 
     rgb = read_image(REPO / "examples" / "chelsea.jpg").rgb
-    return resize_plane(rgb, scaled_size(*rgb.shape[:2], longest))
+    return resize_plane(rgb, long_side_size(*rgb.shape[:2], longest))
 
 
 PEER_DIR = Path.home() / ".cache" / "imgan" / "bench-peer"

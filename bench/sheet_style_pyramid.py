@@ -57,12 +57,12 @@ def main() -> None:
     import torch
 
     from imgan.io.images import Picture, read_image, resize_plane, write_image
-    from imgan_style.spec import scaled_size
+    from imgan.io.images import long_side_size
 
     torch.set_num_threads(args.threads)
     os.environ.setdefault("IMGAN_VGG19_WEIGHTS", str(ASSETS / "vgg19" / "vgg19_imagenet_conv1_1-conv3_4.pth"))
     rgb = read_image(PHOTO).rgb
-    photo = resize_plane(rgb, scaled_size(*rgb.shape[:2], args.size))
+    photo = resize_plane(rgb, long_side_size(*rgb.shape[:2], args.size))
     rows = []
     for name in PAINTINGS:
         painting = ASSETS / "styles" / name

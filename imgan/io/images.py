@@ -112,6 +112,13 @@ def from_float(array: np.ndarray, dtype) -> np.ndarray:
     return np.rint(scaled).astype(dtype)
 
 
+def long_side_size(height: int, width: int, long_side: int, *, multiple: int = 1) -> tuple[int, int]:
+    """(width, height), as resize_plane takes it, of a picture scaled (aspect kept) to a longer side
+    of `long_side`; both rounded to multiples of `multiple` (at least one multiple)."""
+    scale = long_side / max(height, width)
+    return tuple(max(multiple, round(side * scale / multiple) * multiple) for side in (width, height))
+
+
 def resize_plane(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Resize an (H, W) or (H, W, C) array to size=(width, height), keeping its dtype.
 

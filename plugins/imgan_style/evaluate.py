@@ -21,14 +21,14 @@ import torch
 
 from imgan.cards import update_metrics
 from imgan.errors import InputError, UsageError
-from imgan.io.images import read_image, resize_plane, to_float
+from imgan.io.images import long_side_size, read_image, resize_plane, to_float
 from imgan.pipeline import TileProgress
 from imgan.weights import Weights, weights_for_task
 
 from .infer import fast_stylise
 from .objective import StyleObjective, load_painting
 from .optimise import optimise_image
-from .spec import MULTIPLE, REPO, SHARED_ASSETS, TASK, StyleSettings, scaled_size
+from .spec import MULTIPLE, REPO, SHARED_ASSETS, TASK, StyleSettings
 
 PROTOCOL = "vs_optimisation"  # the card's metrics key
 # Means over test photos: the universal model's outputs measure 20-24 dB (single photos 17-25.5), the
@@ -81,7 +81,7 @@ def painting_of(weights: Weights, styles_dir: Path | None) -> Path:
 def test_photo(path: Path, size: int) -> np.ndarray:
     """(H, W, 3) float in [0,1], longest side `size`, sides cut to multiples of 4."""
     rgb = to_float(read_image(path).rgb)
-    rgb = resize_plane(rgb, scaled_size(*rgb.shape[:2], size))
+    rgb = resize_plane(rgb, long_side_size(*rgb.shape[:2], size))
     return np.ascontiguousarray(rgb[: rgb.shape[0] // MULTIPLE * MULTIPLE, : rgb.shape[1] // MULTIPLE * MULTIPLE])
 
 
@@ -223,7 +223,7 @@ def write_sheet(pictures: list, path: Path, *, size: int) -> Path:
     def cell(rgb: np.ndarray | None) -> np.ndarray:
         square = np.full((size, size, 3), 255, np.uint8)
         if rgb is not None:
-            rgb = from_float(resize_plane(to_float(rgb), scaled_size(*rgb.shape[:2], size)), np.uint8)
+            rgb = from_float(resize_plane(to_float(rgb), long_side_size(*rgb.shape[:2], size)), np.uint8)
             square[: rgb.shape[0], : rgb.shape[1]] = rgb
         return square
 

@@ -20,14 +20,14 @@ import cv2
 import numpy as np
 
 from imgan.errors import UsageError
-from imgan.io.images import Picture, from_float, read_image, resize_plane, to_float, write_image
+from imgan.io.images import Picture, from_float, long_side_size, read_image, resize_plane, to_float, write_image
 from imgan.pipeline import TileProgress as Progress
 from imgan.runtime.model_transform import LUMA, run_model
 from imgan.weights import Weights, resolve_weights, weights_for_task
 
 from .spec import (DEFAULT_OPTIMISATION_SIZE, DEFAULT_REFERENCE_SIZE, DEFAULT_SIZE, DEFAULT_STYLE,
                    DEFAULT_UNIVERSAL_SIZE, LEVELS, MULTIPLE, TASK, THUMBNAIL_SIDE, WHOLE_PASS_PIXELS, check_method,
-                   check_strength, scaled_size)
+                   check_strength)
 
 if TYPE_CHECKING:
     from .style_stats import PaintingStyle
@@ -89,7 +89,7 @@ def blend(original: np.ndarray, styled: np.ndarray, strength: float) -> np.ndarr
 
 def working_size(height: int, width: int, size: int | None, default_size: int = DEFAULT_SIZE) -> tuple[int, int]:
     """(width, height) with the longest side at `size` (default: the picture's, capped at default_size)."""
-    return scaled_size(height, width, size if size is not None else min(max(height, width), default_size))
+    return long_side_size(height, width, size if size is not None else min(max(height, width), default_size))
 
 
 def reference_of(rgb: np.ndarray, reference_size: int) -> np.ndarray:
@@ -316,7 +316,7 @@ def _read_thumbnail(path: Path | None) -> np.ndarray | None:
 def painting_thumbnail(path: str | Path, side: int = THUMBNAIL_SIDE) -> np.ndarray:
     """(h, w, 3) uint8 of a painting, longest side `side`; InputError naming the file if unreadable."""
     rgb = read_image(Path(path)).rgb
-    small = resize_plane(rgb, scaled_size(*rgb.shape[:2], min(side, max(rgb.shape[:2]))))
+    small = resize_plane(rgb, long_side_size(*rgb.shape[:2], min(side, max(rgb.shape[:2]))))
     return from_float(to_float(small), np.uint8)
 
 

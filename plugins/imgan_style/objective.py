@@ -26,17 +26,17 @@ from imgan.errors import InputError
 from imgan.train.losses import content_loss, gram_matrix, style_loss, total_variation
 from imgan.train.vgg import VGGFeatures, resolve_vgg_weights
 
-from .spec import StyleSettings, scaled_size
+from .spec import StyleSettings
 
 TERMS = ("style", "content", "tv")
 
 
 def load_painting(path: str | os.PathLike, longest_side: int) -> Tensor:
     """(1,3,H,W) float in [0,1], the longest side resized to `longest_side` (area/cubic)."""
-    from imgan.io.images import read_image, resize_plane, to_float
+    from imgan.io.images import long_side_size, read_image, resize_plane, to_float
 
     rgb = to_float(read_image(Path(path)).rgb)
-    rgb = resize_plane(rgb, scaled_size(*rgb.shape[:2], longest_side))  # (H, W, 3)
+    rgb = resize_plane(rgb, long_side_size(*rgb.shape[:2], longest_side))  # (H, W, 3)
     return torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))[None]
 
 

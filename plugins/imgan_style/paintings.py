@@ -10,11 +10,11 @@ import numpy as np
 
 from imgan.cards import portable_path
 from imgan.errors import UsageError
-from imgan.io.images import Picture, from_float, read_image, resize_plane, to_float
+from imgan.io.images import Picture, from_float, long_side_size, read_image, resize_plane, to_float
 from imgan.weights import user_weights_dir, weights_for_task
 
 from .infer import StyleOptions, list_styles, make_fast_transform, painting_blend, painting_thumbnail, universal_transform
-from .spec import DEFAULT_UNIVERSAL_SIZE, LEVELS, STYLE_STATS_DIR, UNIVERSAL_TASK, scaled_size
+from .spec import DEFAULT_UNIVERSAL_SIZE, LEVELS, STYLE_STATS_DIR, UNIVERSAL_TASK
 from .style_stats import LICENCES, PAINTINGS, PUBLIC_DOMAIN, PaintingStyle, name_of, write_style
 from .universal_infer import UniversalModel, read_painting
 
@@ -69,7 +69,7 @@ def contact_sheet(photo: Path, *, size: int = SHEET_CELL, columns: int = 6, devi
                   threads: int | None = None, progress: Callable[[int, int], None] | None = None) -> np.ndarray:
     """Every style of `imgan styles` on one photo, labelled, the photo first: (H, W, 3) uint8."""
     picture = read_image(Path(photo))
-    small = resize_plane(to_float(picture.rgb), scaled_size(*picture.rgb.shape[:2], size))
+    small = resize_plane(to_float(picture.rgb), long_side_size(*picture.rgb.shape[:2], size))
     small_picture = Picture(rgb=from_float(small, np.uint8), alpha=None)
     options = StyleOptions(size=size, stable=False)
     rows = list_styles()

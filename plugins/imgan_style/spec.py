@@ -50,12 +50,6 @@ class StyleSettings(JsonConfig):
         return {"style": self.style_weight, "content": self.content_weight, "tv": self.tv_weight}
 
 
-def scaled_size(height: int, width: int, longest: int) -> tuple[int, int]:
-    """(width, height) of a picture scaled, aspect kept, so that its longest side is `longest`."""
-    factor = longest / max(height, width)
-    return max(1, round(width * factor)), max(1, round(height * factor))
-
-
 def check_strength(strength: float) -> None:
     if not 0.0 <= strength <= 1.0:
         raise UsageError(f"--strength must be between 0 and 1, got {strength:g}", hint="1 = full style, 0 = the original")

@@ -20,11 +20,11 @@ import numpy as np
 
 from imgan.cards import Running
 from imgan.errors import UsageError, WeightsError
-from imgan.io.images import read_image, resize_plane, to_float
+from imgan.io.images import long_side_size, read_image, resize_plane, to_float
 from imgan.runtime.model_transform import run_model
 from imgan.weights import Weights, weights_for_task
 
-from .spec import DEFAULT_UNIVERSAL_SIZE, LEVEL_MULTIPLE, LEVELS, UNIVERSAL_TASK, scaled_size
+from .spec import DEFAULT_UNIVERSAL_SIZE, LEVEL_MULTIPLE, LEVELS, UNIVERSAL_TASK
 from .wct import Stats, Transform, stats_of, transform_for
 
 WHOLE_PASS_PIXELS = 1024 * 1024  # working images up to this go through each level in one pass
@@ -155,7 +155,7 @@ def shrunk(rgb: np.ndarray, size: int) -> np.ndarray:
     rgb = np.ascontiguousarray(to_float(rgb), dtype=np.float32)
     if max(height, width) <= size:
         return rgb
-    return resize_plane(rgb, scaled_size(height, width, size))
+    return resize_plane(rgb, long_side_size(height, width, size))
 
 
 def read_painting(path: str | Path) -> np.ndarray:

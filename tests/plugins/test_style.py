@@ -502,7 +502,7 @@ def test_monet_moves_colour_and_texture_towards_the_painting():
     from imgan.weights import shipped_weights_dir
     from imgan_style.infer import make_transform
     from imgan_style.objective import StyleObjective, load_painting
-    from imgan_style.spec import StyleSettings, scaled_size
+    from imgan_style.spec import StyleSettings
 
     if not (shipped_weights_dir() / "style-monet.onnx").is_file():
         pytest.skip("weights/style-monet.onnx is not trained yet")
@@ -512,7 +512,7 @@ def test_monet_moves_colour_and_texture_towards_the_painting():
     if not painting_path.is_file() or not photo_path.is_dir():
         pytest.skip("the shared assets are not beside the checkout")
     photo = read_image(sorted(photo_path.glob("*.jpg"))[0])  # a photo the net never trained on
-    photo = Picture(rgb=resize_plane(photo.rgb, scaled_size(*photo.rgb.shape[:2], 160)), alpha=None)
+    photo = Picture(rgb=resize_plane(photo.rgb, long_side_size(*photo.rgb.shape[:2], 160)), alpha=None)
     styled = make_transform(style="monet", device="cpu")(photo)
 
     # The card's layers and weights; the painting's Grams at a smaller scale keep the test quick.
