@@ -211,9 +211,10 @@ def portable_paths(value: Any) -> Any:
         return {key: portable_paths(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
         return [portable_paths(item) for item in value]
-    if isinstance(value, Path) or (isinstance(value, str) and value.startswith("/")):
+    if isinstance(value, Path) or (isinstance(value, str) and value.startswith("/") and
+                                   (" " not in value or os.path.exists(value))):
         return portable_path(value)
-    if isinstance(value, str) and " /" in value:  # a command line
+    if isinstance(value, str) and (" /" in value or value.startswith("/")):  # a command line, or words about paths
         import shlex
 
         try:

@@ -101,6 +101,11 @@ def test_paths_recorded_in_cards_are_portable(monkeypatch, tmp_path):
     assert portable_path("relative/stays") == "relative/stays"
     converted = portable_paths({"cmd": f"imgan train sr --data {home}/photos --steps 3", "list": [home + "/x"]})
     assert converted == {"cmd": "imgan train sr --data '~/photos' --steps 3", "list": ["~/x"]}
+    # words that start with a path (a run's data: two folders) keep every word, each path made portable
+    assert portable_paths(f"{tmp_path}/clips + camera motion over {home}/photos") == "clips + camera motion over '~/photos'"
+    spaced = tmp_path / "my photos"
+    spaced.mkdir()
+    assert portable_paths(str(spaced)) == "my photos"  # one existing path, spaces and all
 
 
 def test_task_references_load_lazily_and_fail_clearly():

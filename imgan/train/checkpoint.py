@@ -150,7 +150,7 @@ def start_state(path: str | Path) -> dict[str, Any]:
                             hint="use the .json that `imgan export` wrote, or start from a checkpoint")
     card = read_card(card_path)
     return {"task": card.task, "model_config": dict(card.model_config), "onnx": path,
-            "step": card.provenance.steps, "seconds": card.provenance.seconds}
+            "step": card.provenance.steps, "seconds": card.provenance.seconds, "licence": card.licence}
 
 
 def starting_weights(state: dict[str, Any], module: nn.Module) -> dict[str, torch.Tensor]:
@@ -166,7 +166,8 @@ def warm_start(start: str | Path, generator: nn.Module, *, task: str, spec: "Mod
 
     The start must be of the same task and architecture (``spec.architecture`` of both model
     configs), else TrainingError. Weights read from ONNX are confirmed by running the exported
-    module against the file (ONNX Runtime parity). Returns {"from", "step", "seconds"}.
+    module against the file (ONNX Runtime parity). Returns {"from", "step", "seconds"}, and the
+    start card's "licence" for an ONNX start.
     """
     state = start_state(start)
     ours = _as_plain(spec.architecture(model_config))
@@ -179,6 +180,8 @@ def warm_start(start: str | Path, generator: nn.Module, *, task: str, spec: "Mod
     from imgan.cards import portable_path
 
     started = {"from": portable_path(start), "step": int(state["step"]), "seconds": round(float(state["seconds"]), 1)}
+    if state.get("licence"):  # what the start learnt from binds the fine-tune too: its export's card says so
+        started["licence"] = state["licence"]
     # A partial start (e.g. another upsampler on the same body) loads the start into its own model first,
     # so ONNX weights are proven the same way, then carries over every tensor of the same name and shape;
     # the rest keeps its fresh initialisation and is named in run.json's init_from.

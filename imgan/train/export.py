@@ -247,6 +247,7 @@ def export_checkpoint(task: str, checkpoint: str | os.PathLike, output: str | os
     context = {"onnx": output, "run": run, "checkpoint": meta, "run_dir": checkpoint.parent}
     if spec.finish_card is not None:
         card = spec.finish_card(card, context)
+    card = with_start_licence(card, run.get("init_from"))
     sizes = spec.export_sizes
     input_names, output_names = spec.names(model_config)
     report = export_onnx(spec.exportable(generator), spec.example_inputs(model_config, *sizes[0]), output,
@@ -257,6 +258,14 @@ def export_checkpoint(task: str, checkpoint: str | os.PathLike, output: str | os
     if spec.after_export is not None:
         spec.after_export(report, context)
     return report
+
+
+def with_start_licence(card: ModelCard, init_from: Mapping[str, Any] | None) -> ModelCard:
+    """A fine-tune's card also names the licence of the weights it started from (their data binds it too)."""
+    start = (init_from or {}).get("licence") or ""
+    if not start or start in card.licence:
+        return card
+    return card.replace(licence=f"{card.licence}; started from weights under: {start}" if card.licence else start)
 
 
 def provenance_of(run: Mapping[str, Any], meta: Mapping[str, Any]) -> "Provenance":

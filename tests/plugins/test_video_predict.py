@@ -318,7 +318,11 @@ def test_training_can_start_from_the_exported_onnx(trained, tmp_path):
     """Fine-tuning shipped weights: the first checkpoint of the new run continues from them."""
     from imgan.train.checkpoint import generator_from_checkpoint
 
-    checkpoint, onnx_path, mnist_file = trained
+    checkpoint, shipped, mnist_file = trained
+    onnx_path = tmp_path / shipped.name  # a copy whose card names another licence than the fine-tune's data
+    onnx_path.write_bytes(shipped.read_bytes())
+    card = json.loads(shipped.with_suffix(".json").read_text())
+    onnx_path.with_suffix(".json").write_text(json.dumps({**card, "licence": "CC0 (the start's own data)"}))
     options = dict(videos=None, size=64, gray=True, mnist=mnist_file, context=3, future=3, hidden="8,6",
                    widths="4,8", kernel=3, batch_size=2, lr=1e-9, l2=1.0, l1=0.0, bce=0.0, context_loss=0.0, gdl=0.0,
                    adversarial=0.0, gan_mode="lsgan", teacher_forcing=0.0, eval_every=1, eval_sequences=0,
@@ -329,8 +333,11 @@ def test_training_can_start_from_the_exported_onnx(trained, tmp_path):
     for key, value in before.state_dict().items():
         assert torch.allclose(after.state_dict()[key], value, atol=1e-5), key  # lr 1e-9: one step moves nothing
     report = export_checkpoint(TASK, result.checkpoint, tmp_path / "video-warm.onnx", name="warm")
-    provenance = json.loads(report.card_path.read_text())["provenance"]
+    card = json.loads(report.card_path.read_text())
+    provenance = card["provenance"]
     start = provenance["init_from"]
+    # what the start learnt from binds the fine-tune's export too
+    assert card["licence"].startswith("CC BY-SA 3.0") and card["licence"].endswith("CC0 (the start's own data)")
     assert {"weights": Path(start["from"]).name, "step": start["step"]} == {"weights": "video-tiny.onnx", "step": 2}
     assert provenance["train_config"]["lr_schedule"] == "cosine"
     with pytest.raises(Exception, match="different model"):
