@@ -36,6 +36,11 @@ class CameraMotion:
     sway_period: tuple[float, float] = (6.0, 20.0)  # frames
 
 
+# For in-between frames (refine.py, `imgan interpolate --measure --photos`): the neighbours are up to
+# 4 frames apart, so the motion between them is larger than between a predictor's frames.
+INTERPOLATION_MOTION = CameraMotion(shift=3.0, layer_shift=4.0)
+
+
 def load_photos(folder: str | Path, *, long_side: int) -> list[np.ndarray]:
     """Every photo under `folder` (recursively), RGB uint8, resized so its short side is ROOM x long_side."""
     files = sorted(path for path in Path(folder).rglob("*") if path.is_file() and is_image_path(path))
@@ -63,10 +68,11 @@ def camera_clip(photos: list[np.ndarray], rng: np.random.Generator, *, height: i
 
 
 def fixed_camera_clips(photos: list[np.ndarray], count: int, *, height: int, width: int, length: int,
-                       seed: int = 0) -> np.ndarray:
+                       seed: int = 0, motion: CameraMotion = CameraMotion()) -> np.ndarray:
     """The same `count` clips for the same photos and seed: (count, length, height, width, 3) uint8."""
     rng = np.random.default_rng(seed)
-    return np.stack([camera_clip(photos, rng, height=height, width=width, length=length) for _ in range(count)])
+    return np.stack([camera_clip(photos, rng, height=height, width=width, length=length, motion=motion)
+                     for _ in range(count)])
 
 
 def _camera_frames(photo: np.ndarray, rng: np.random.Generator, *, height: int, width: int, length: int,

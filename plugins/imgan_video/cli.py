@@ -1,4 +1,5 @@
-"""The video task's commands: `imgan predict`, `imgan interpolate`, `imgan train video`, `imgan eval video`.
+"""The video task's commands: `imgan predict`, `imgan interpolate`, `imgan train video`, `imgan eval video`,
+`imgan train video-interp`.
 
 Light on purpose (typer only): `imgan --help` imports every plugin. Each body parses, calls one
 library function (infer, interpolate, recipe or evaluate, imported there), and renders.
@@ -14,8 +15,8 @@ from imgan.cli_support import (DeviceOpt, InitFromOpt, JsonOpt, ResumeOpt, RunDi
                                ThreadsOpt, WeightsOpt, print_json, render_run_result, stderr, stdout)
 
 from . import TASK
-from .spec import (CLIPS_NAME, DEFAULT_CONTEXT, DEFAULT_FUTURE, DEFAULT_WEIGHTS, NATURAL_NAME, NATURAL_WORKING_SIZE,
-                   check_interpolate_sources, check_predict_sources)
+from .spec import (CLIPS_NAME, DEFAULT_CONTEXT, DEFAULT_FUTURE, DEFAULT_WEIGHTS, INTERP_NAME, INTERP_TASK,
+                   NATURAL_NAME, NATURAL_WORKING_SIZE, check_interpolate_sources, check_predict_sources)
 
 MnistOpt = Annotated[Optional[Path], typer.Option(help="MNIST t10k-images-idx3-ubyte.gz (default: $IMGAN_MNIST).")]
 
@@ -70,25 +71,34 @@ def interpolate(
     clip: Annotated[Optional[Path], typer.Argument(help="A video file.", show_default=False)] = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Video to write (default <stem>.x<factor>.mp4).")] = None,
     factor: Annotated[int, typer.Option(min=2, help="Frames out per frame in: 2 doubles the frame rate.")] = 2,
-    method: Annotated[str, typer.Option(help="flow (warp both neighbours along the optical flow) or blend (cross-fade).")] = "flow",
-    measure: Annotated[bool, typer.Option(help="Instead of writing: hold back in-between frames and compare both methods' rebuilds with them.")] = False,
+    method: Annotated[str, typer.Option(help="flow (warp both neighbours along the optical flow), learned (the flow refined by a trained net: sharper at occlusions) or blend (cross-fade).")] = "flow",
+    measure: Annotated[bool, typer.Option(help="Instead of writing: hold back in-between frames and compare every method's rebuilds with them.")] = False,
     mmnist: Annotated[Optional[int], typer.Option(min=1, max=2000, help="With --measure: the first N Moving MNIST test sequences instead of a clip.")] = None,
     mnist: MnistOpt = None,
+    photos: Annotated[Optional[Path], typer.Option(help="With --measure: 50 fixed synthetic camera-motion clips (pans, zooms, rolls, a moving layer) over these photos instead of a clip.")] = None,
     max_frames: Annotated[Optional[int], typer.Option(min=3, help="With --measure: only the clip's first N frames.")] = None,
+    weights: Annotated[Optional[str], typer.Option(help=f"--method learned: {INTERP_TASK} weights by name or .onnx path (default {INTERP_NAME}).")] = None,
+    device: DeviceOpt = "auto",
+    threads: ThreadsOpt = None,
     json: JsonOpt = False,
     overwrite: Annotated[bool, typer.Option(help="Replace an output that exists.")] = False,
 ) -> None:
-    """Generate in-between frames (optical flow, no training), or measure them against held-back real ones."""
-    from .interpolate import interpolate_clip, measure_interpolation, measure_mmnist
+    """Generate in-between frames (optical flow, optionally refined by a trained net), or measure
+    every method against held-back real ones."""
+    from .interpolate import interpolate_clip, measure_camera_motion, measure_interpolation, measure_mmnist
 
-    check_interpolate_sources(clip, mmnist, measure)
+    check_interpolate_sources(clip, mmnist, measure, photos)
+    runtime = {"weights": weights, "device": device, "threads": threads}
     with StepProgress("measuring" if measure else "interpolating") as progress:
         if not measure:
-            written = interpolate_clip(clip, output, factor=factor, method=method, overwrite=overwrite, progress=progress)
+            written = interpolate_clip(clip, output, factor=factor, method=method, overwrite=overwrite,
+                                       progress=progress, **runtime)
         elif mmnist is not None:
-            results = measure_mmnist(mmnist, factor=factor, mnist=mnist, progress=progress)
+            results = measure_mmnist(mmnist, factor=factor, mnist=mnist, progress=progress, **runtime)
+        elif photos is not None:
+            results = measure_camera_motion(photos, factor=factor, progress=progress, **runtime)
         else:
-            results = measure_interpolation(clip, factor=factor, max_frames=max_frames, progress=progress)
+            results = measure_interpolation(clip, factor=factor, max_frames=max_frames, progress=progress, **runtime)
     if not measure:
         return stdout.print(f"wrote {written}", highlight=False, soft_wrap=True)
     if json:
@@ -145,6 +155,44 @@ def train(
 
     result = train_video(**options, progress=stderr.is_terminal, on_eval=_print_eval)
     render_run_result(result, task=TASK, output=f"{TASK}-NAME.onnx --name NAME")
+
+
+def train_interp(
+    videos: Annotated[Optional[Path], typer.Option(help="Train on in-between frames of the clips in this folder (at their own resolution).")] = None,
+    photos: Annotated[Optional[Path], typer.Option(help="Also on synthetic camera motion (pans, zooms, rolls, a moving layer) over the photos in this folder.")] = None,
+    heldout: Annotated[Optional[Path], typer.Option(help="A clip it never trains on: every --eval-every steps, PSNR on its held-back frames against the flow method (RUN_DIR/eval.jsonl).")] = None,
+    steps: Annotated[int, typer.Option(min=1, help="Total steps (also when resuming).")] = 2000,
+    batch_size: Annotated[int, typer.Option(min=1)] = 8,
+    crop: Annotated[int, typer.Option(min=16, help="Side of the training crops (a multiple of 4).")] = 128,
+    widths: Annotated[str, typer.Option(help="U-Net channels at full, 1/2 and 1/4 resolution.")] = "32,64,96",
+    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 3e-4,
+    lr_schedule: Annotated[str, typer.Option(help="constant, or cosine (decays to 10 % at --steps).")] = "cosine",
+    pixel_loss: Annotated[str, typer.Option(help="l2 (MSE: PSNR; learns from the few wrong pixels), l1 or charbonnier.")] = "l2",
+    eval_every: Annotated[int, typer.Option(min=1, help="Checkpoint (and measure on --heldout) every N steps.")] = 250,
+    name: Annotated[str, typer.Option(help="Weights name (the run folder's too).")] = INTERP_NAME,
+    init_from: InitFromOpt = None,
+    run_dir: RunDirOpt = None,
+    resume: ResumeOpt = False,
+    threads: ThreadsOpt = None,
+    device: DeviceOpt = "auto",
+    seed: SeedOpt = 0,
+) -> None:
+    """Train the frame interpolator behind `imgan interpolate --method learned` (a U-Net refining the
+    Farnebäck flows) on in-between frames of your clips and/or camera motion over photos."""
+    from .refine import RefinerSettings, train_refiner
+    from .spec import parse_channels
+
+    settings = RefinerSettings(videos=videos, photos=photos, heldout=heldout, steps=steps, batch_size=batch_size,
+                               crop=crop, widths=parse_channels(widths, "--widths", count=3), lr=lr,
+                               lr_schedule=lr_schedule, pixel_loss=pixel_loss, eval_every=eval_every, name=name, run_dir=run_dir,
+                               resume=resume, init_from=init_from, threads=threads, device=device, seed=seed)
+    result = train_refiner(settings, progress=stderr.is_terminal, on_eval=_print_interp_eval)
+    render_run_result(result, task=INTERP_TASK, output=f"{INTERP_TASK}-{name}.onnx --name {name}")
+
+
+def _print_interp_eval(record: dict) -> None:
+    stderr.print(f"step {record['step']}: {record['held_back']} held-back frames, learned {record['learned_psnr']} dB, "
+                 f"flow {record['flow_psnr']} dB after {record['train_seconds']:.0f} s of training", highlight=False)
 
 
 def _print_eval(record: dict) -> None:

@@ -139,8 +139,10 @@ def evaluate_natural(weights: str | os.PathLike | None = None, *, clips: list[Pa
     on `camera_clips` fixed synthetic camera-motion clips over the photos in `photos`.
     MSE is per pixel with values in [0, 1] (PSNR = 10 log10 1/MSE), over all channels."""
     from .camera import fixed_camera_clips, load_photos
-    from .infer import load_clip, working_frame_size
-    from .spec import CAMERA_DATA, NATURAL_NAME, NATURAL_WORKING_SIZE
+    from imgan.io.images import long_side_size
+
+    from .infer import load_clip
+    from .spec import CAMERA_DATA, NATURAL_NAME, NATURAL_WORKING_SIZE, WORKING_MULTIPLE
 
     started = time.perf_counter()
     model = load_step_model(weights or NATURAL_NAME, device=device, threads=threads)
@@ -157,7 +159,7 @@ def evaluate_natural(weights: str | os.PathLike | None = None, *, clips: list[Pa
                              path=clip, hint="use a longer clip or fewer frames")
         sets[Path(clip).name] = np.stack([frames[s : s + length] for s in range(0, len(frames) - length + 1, stride)])
     if photos is not None:
-        height, width = working_frame_size(3, 4, working)  # the 4:3 frame of most clips
+        width, height = long_side_size(3, 4, working, multiple=WORKING_MULTIPLE)  # the 4:3 frame of most clips
         sets[f"{CAMERA_DATA} {Path(photos).name}"] = fixed_camera_clips(
             load_photos(photos, long_side=working), camera_clips, height=height, width=width, length=length,
             seed=CAMERA_SEED)

@@ -18,11 +18,11 @@ import numpy as np
 
 from imgan.errors import InputError, UsageError
 from imgan.fs import atomic_write
-from imgan.io.images import Picture, from_float, resize_plane, to_float, write_image
+from imgan.io.images import Picture, from_float, long_side_size, resize_plane, to_float, write_image
 from imgan.weights import Weights, resolve_weights
 
 from . import TASK
-from .spec import DEFAULT_CONTEXT, DEFAULT_FUTURE, DEFAULT_WEIGHTS, NATURAL_NAME
+from .spec import DEFAULT_CONTEXT, DEFAULT_FUTURE, DEFAULT_WEIGHTS, NATURAL_NAME, WORKING_MULTIPLE
 
 GAP = 2  # pixels between the frames of a sheet
 GIF_FRAME_MS = 100
@@ -116,12 +116,6 @@ def prepare_frame(rgb: np.ndarray, *, channels: int, size: int | None = None) ->
     return rgb
 
 
-def working_frame_size(height: int, width: int, long_side: int, multiple: int = 4) -> tuple[int, int]:
-    """(height, width) with the longer side `long_side`, the aspect kept, both multiples of `multiple`."""
-    scale = long_side / max(height, width)
-    return tuple(max(multiple, round(side * scale / multiple) * multiple) for side in (height, width))
-
-
 def load_clip(path: str | os.PathLike, *, channels: int, size: int | None = None, start: float | None = None,
               max_frames: int | None = None, working_size: int | None = None) -> np.ndarray:
     """The frames of a video file, prepared for the model: (T, S, S, channels) uint8; with
@@ -131,8 +125,7 @@ def load_clip(path: str | os.PathLike, *, channels: int, size: int | None = None
     frames = []
     for rgb in read_frames(path, start=start, max_frames=max_frames):
         if size is None and working_size is not None:
-            height, width = working_frame_size(*rgb.shape[:2], working_size)
-            rgb = resize_plane(rgb, (width, height))
+            rgb = resize_plane(rgb, long_side_size(*rgb.shape[:2], working_size, multiple=WORKING_MULTIPLE))
         frames.append(prepare_frame(rgb, channels=channels, size=size))
     if not frames:
         raise InputError("no frames could be read from the clip", path=path, hint="check that the file is a video")

@@ -12,6 +12,7 @@ records its test MSE against training time.
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 from typing import Callable
@@ -69,7 +70,7 @@ class ClipWindows(Dataset):
     """
 
     def __init__(self, folder: Path, *, size: int, channels: int, length: int):
-        clips = [load_clip(path, size=size, channels=channels) for path in _video_files(folder)]
+        clips = [load_clip(path, size=size, channels=channels) for path in video_files(folder)]
         self.clips = [clip for clip in clips if len(clip) >= length]  # each (T, S, S, C) uint8
         if not self.clips:
             raise TrainingError(f"no clip of at least {length} frames in the folder", path=folder,
@@ -130,11 +131,11 @@ class NaturalFootage(Dataset):
 
 def _working_clips(folder: Path, working_size: int, crop: int, length: int) -> list[np.ndarray]:
     """The clips in `folder` at their working size, (T, H, W, 3) uint8, those long and large enough."""
-    clips = [load_clip(path, channels=3, working_size=working_size) for path in _video_files(folder)]
+    clips = [load_clip(path, channels=3, working_size=working_size) for path in video_files(folder)]
     return [clip for clip in clips if len(clip) >= length and min(clip.shape[1:3]) >= crop]
 
 
-def _video_files(folder: Path) -> list[Path]:
+def video_files(folder: Path) -> list[Path]:
     """The video files under `folder`, sorted (the training clips of --videos)."""
     from imgan.io.video import is_video_path
 
@@ -186,8 +187,9 @@ class VideoRecipe(Recipe):
 
     def describe(self) -> dict:
         working = {"working_size": self.working_size} if self.working_size else {}
+        motion = {"camera_motion": dataclasses.asdict(camera.CameraMotion())} if CAMERA_DATA in self.data else {}
         return {"data": self.data, "context": self.context, "future": self.future, "size": self.size, **working,
-                "loss_weights": self.loss_weights, "teacher_forcing": self.teacher_forcing}
+                "loss_weights": self.loss_weights, "teacher_forcing": self.teacher_forcing, **motion}
 
     def build_discriminator(self) -> SequenceCritic:
         return SequenceCritic(self.net_config.channels)

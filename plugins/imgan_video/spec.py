@@ -12,21 +12,27 @@ NATURAL_NAME = "convlstm-natural"  # the RGB model for real clips: `imgan predic
 CAMERA_DATA = "camera motion over"  # how run.json, cards and eval tables name synthetic clips over a photo folder
 NATURAL_LICENCE = ("MIT (trained weights); trained on OpenCV's sample clips (Apache-2.0/BSD) and camera motion "
                    "over BSDS500 photos (research use)")
+INTERP_TASK = "video-interp"  # the learned frame interpolator (refine.py): its own task, weights and training
+INTERP_NAME = "flow-refine"  # its shipped weights: video-interp-flow-refine.onnx
 NATURAL_WORKING_SIZE = 128  # px, the longer side of the frames the natural model reads and predicts
+WORKING_MULTIPLE = 4  # working frames' sides are multiples of the models' downscale: no padding
 DEFAULT_CONTEXT = 10  # the Moving MNIST protocol: 10 frames in, 10 out
 DEFAULT_FUTURE = 10
 MMNIST_DATA = "moving-mnist"  # what run.json and the card record as the data of a Moving MNIST run
 MMNIST_LICENCE = "CC BY-SA 3.0 (trained on MNIST digits)"
 
 
-def parse_channels(text: str, option: str) -> tuple[int, ...]:
-    """"64,64" -> (64, 64); UsageError unless positive integers separated by commas."""
+def parse_channels(text: str, option: str, *, count: int | None = None) -> tuple[int, ...]:
+    """"64,64" -> (64, 64); UsageError unless positive integers separated by commas (`count` of them if given)."""
     try:
         values = tuple(int(part) for part in text.split(","))
     except ValueError:
         values = ()
+    example = ",".join(["64"] * (count or 2))
     if not values or min(values) < 1:
-        raise UsageError(f"{option} takes positive integers separated by commas, got {text!r}", hint=f"e.g. {option} 64,64")
+        raise UsageError(f"{option} takes positive integers separated by commas, got {text!r}", hint=f"e.g. {option} {example}")
+    if count is not None and len(values) != count:
+        raise UsageError(f"{option} takes {count} numbers, got {text!r}", hint=f"e.g. {option} {example}")
     return values
 
 
@@ -51,9 +57,11 @@ def check_predict_sources(clip: Path | None, mmnist: int | None) -> None:
         raise UsageError("no clip given", hint="imgan predict CLIP.mp4 -o OUT.mp4, or imgan predict --mmnist N -o DIR")
 
 
-def check_interpolate_sources(clip: Path | None, mmnist: int | None, measure: bool) -> None:
-    """`imgan interpolate` takes a clip, or --measure --mmnist N."""
-    if (clip is None) == (mmnist is None):
-        raise UsageError("give a clip, or --measure --mmnist N", hint="imgan interpolate CLIP.mp4 --factor 2 -o OUT.mp4")
-    if mmnist is not None and not measure:
-        raise UsageError("--mmnist only goes with --measure", hint="imgan interpolate --measure --mmnist 100")
+def check_interpolate_sources(clip: Path | None, mmnist: int | None, measure: bool, photos: Path | None = None) -> None:
+    """`imgan interpolate` takes a clip, or --measure with --mmnist N or --photos DIR."""
+    if sum(source is not None for source in (clip, mmnist, photos)) != 1:
+        raise UsageError("give a clip, or --measure with --mmnist N or --photos DIR",
+                         hint="imgan interpolate CLIP.mp4 --factor 2 -o OUT.mp4")
+    if clip is None and not measure:
+        option = "--mmnist" if mmnist is not None else "--photos"
+        raise UsageError(f"{option} only goes with --measure", hint=f"imgan interpolate --measure {option} ...")

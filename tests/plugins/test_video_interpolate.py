@@ -8,7 +8,7 @@ import pytest
 
 from imgan.errors import InputError, UsageError
 from imgan.io.video import probe_video, read_frames, write_video
-from imgan_video.interpolate import in_between, interpolate_frames, measure_sequences
+from imgan_video.interpolate import blend_in_betweens, in_between, interpolate_frames, measure_sequences
 
 from ..conftest import run_cli
 
@@ -44,7 +44,7 @@ def test_flow_rebuilds_a_moving_texture_far_better_than_the_blend():
 
 def test_interpolated_stream_keeps_every_frame_and_adds_factor_minus_one_between():
     frames = [np.full((8, 8, 3), 30 * k, np.uint8) for k in range(4)]
-    out = list(interpolate_frames(iter(frames), 3, "blend"))
+    out = list(interpolate_frames(iter(frames), 3, blend_in_betweens))
     assert len(out) == 3 * 3 + 1
     for k, frame in enumerate(frames):
         assert out[3 * k] is frame
@@ -90,6 +90,10 @@ def test_cli_usage_errors_are_one_line(tmp_path):
         assert "Traceback" not in result.stderr
     neither = run_cli("interpolate")
     assert neither.returncode == 2 and "give a clip" in neither.stderr
+    photos_alone = run_cli("interpolate", "--photos", tmp_path)
+    assert photos_alone.returncode == 2 and "--photos only goes with --measure" in photos_alone.stderr
+    both = run_cli("interpolate", clip, "--measure", "--photos", tmp_path)
+    assert both.returncode == 2 and "give a clip, or" in both.stderr
 
 
 def test_library_errors_are_typed(tmp_path):

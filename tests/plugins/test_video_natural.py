@@ -15,7 +15,7 @@ from imgan.train.export import export_checkpoint  # noqa: E402
 from imgan_video import TASK  # noqa: E402
 from imgan_video.camera import CameraMotion, camera_clip, fixed_camera_clips, load_photos  # noqa: E402
 from imgan_video.evaluate import evaluate_natural, flow_extrapolation  # noqa: E402
-from imgan_video.infer import working_frame_size  # noqa: E402
+from imgan.io.images import long_side_size  # noqa: E402
 from imgan_video.recipe import NaturalFootage, train_video  # noqa: E402
 
 from ..conftest import run_cli  # noqa: E402
@@ -114,6 +114,7 @@ def test_the_natural_model_records_its_working_size_and_predict_and_eval_use_it(
     card = json.loads(onnx_path.with_suffix(".json").read_text())
     assert card["running"]["inference"]["working_size"] == 32 and card["model_config"]["channels"] == 3
     assert "camera motion" in card["provenance"]["data"] and card["licence"]
+    assert card["provenance"]["recipe"]["camera_motion"]["shift"] == CameraMotion().shift  # how the clips moved
     clip = write_video([_textured_photo(t, (48, 64)) for t in range(8)], tmp_path / "clip.mp4", fps=10)
     out = tmp_path / "out.mp4"
     result = run_cli("predict", clip, "--weights", onnx_path, "--context", 3, "--future", 2, "-o", out, "--json")
@@ -144,10 +145,11 @@ def test_eval_video_on_a_gray_model_with_clips_is_a_one_line_error(tmp_path):
     assert result.returncode != 0 and "RGB model" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_working_frame_size_keeps_the_aspect_in_multiples_of_4():
-    assert working_frame_size(576, 768, 128) == (96, 128)
-    assert working_frame_size(240, 320, 128) == (96, 128)
-    assert working_frame_size(1080, 1920, 128) == (72, 128)
+def test_working_frames_keep_the_aspect_in_multiples_of_4():
+    assert long_side_size(576, 768, 128, multiple=4) == (128, 96)
+    assert long_side_size(240, 320, 128, multiple=4) == (128, 96)
+    assert long_side_size(1080, 1920, 128, multiple=4) == (128, 72)
+    assert long_side_size(1080, 1920, 100) == (100, 56)
 
 
 def test_predict_on_a_clip_uses_the_shipped_natural_model_by_default(tmp_path):
@@ -160,5 +162,5 @@ def test_predict_on_a_clip_uses_the_shipped_natural_model_by_default(tmp_path):
     result = run_cli("predict", clip, "--context", 10, "--future", 3, "-o", out)
     assert result.returncode == 0, result.stderr
     info = probe_video(out)
-    assert (info.width, info.height) == working_frame_size(60, 80, working)[::-1] and info.frame_count == 13
+    assert (info.width, info.height) == long_side_size(60, 80, working, multiple=4) and info.frame_count == 13
     assert "working size" in result.stderr  # and it says so
