@@ -258,7 +258,7 @@ def running(model_config: Mapping[str, Any]) -> Running:
 def finish_card(card: ModelCard, context: dict) -> ModelCard:
     return card.replace(
         description="Gated-conv inpainting (DeepFill v2 style, push-pull coarse fill, SN-PatchGAN), "
-                    f"{context['checkpoint']['step']} steps on CPU",
+                    f"{card.provenance.steps} steps on CPU",  # with those of the weights it started from
         licence="MIT (code); weights trained on BSDS500 train photos (research use)")
 
 

@@ -108,6 +108,9 @@ def learned_in_betweens(weights: str | os.PathLike | None = None, *, device: str
 
     from .spec import INTERP_TASK
 
+    if weights is None and not learned_weights_installed():
+        raise UsageError("no learned interpolation weights are installed (none ship yet: see the README)",
+                         hint=f"train them with `imgan train {INTERP_TASK}`, export, then pass --weights FILE.onnx")
     chosen = resolve_weights(INTERP_TASK, weights)
     session = load_model(chosen.verified_path(), device=device, threads=threads)
     if [item.name for item in session.session.get_inputs()] != ["a", "b", "flow_ab", "flow_ba", "t"]:

@@ -117,6 +117,9 @@ def test_train_measure_export_and_interpolate_with_the_learned_model(tmp_path, p
     methods = json.loads(measured.stdout)["methods"]
     assert set(methods) == {"flow", "blend", "learned"}
     assert abs(methods["learned"]["psnr"] - methods["flow"]["psnr"]) < 3  # 4 steps from the flow method
+    camera = measure_camera_motion(photos_folder, count=2, weights=onnx, threads=1)
+    assert camera["held_back"] == 4 and set(camera["methods"]) == {"flow", "blend", "learned"}
+    assert camera["methods"]["flow"]["psnr"] > camera["methods"]["blend"]["psnr"]  # the clips move
 
     from ..test_cli import _modules_after  # inference stays torch-free
 
@@ -134,8 +137,9 @@ def test_weights_without_the_learned_method_or_of_another_task_are_refused(tmp_p
     assert wrong.returncode == 1 and "not 'video-interp'" in wrong.stderr and "Traceback" not in wrong.stderr
 
 
-def test_shipped_refiner_beats_the_flow_method_on_camera_motion_it_never_saw(shared_assets):
-    # BSDS500 test photos: the shipped weights trained on the train split
-    figures = measure_camera_motion(shared_assets / "photos/bsds500/test", count=12, methods=("flow", "learned"), threads=1)
-    assert figures["held_back"] == 24 and figures["source"] == "12 camera-motion clips over test"
-    assert figures["methods"]["learned"]["psnr"] > figures["methods"]["flow"]["psnr"] + 0.5, figures
+def test_learned_without_weights_says_how_to_get_them(tmp_path):
+    # none ship yet (see the README); a user's own, by --weights, is the way
+    clip = write_video(iter([textured_scene(t) for t in range(3)]), tmp_path / "c.mp4", fps=10)
+    result = run_cli("interpolate", clip, "--method", "learned", "-o", tmp_path / "d.mp4")
+    assert result.returncode == 2 and "imgan train video-interp" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "d.mp4").exists()
