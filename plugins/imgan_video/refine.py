@@ -255,7 +255,7 @@ def load_training_clips(folder: Path | None, side: int) -> list[np.ndarray]:
 
 
 class RefinerRecipe(Recipe):
-    """What `fit` trains: L1 between the refined in-between frame and the held-back one."""
+    """What `fit` trains: a pixel loss (MSE by default) between the refined in-between frame and the held-back one."""
 
     task = INTERP_TASK
     model_spec = SPEC
