@@ -498,7 +498,7 @@ def test_eval_measures_the_universal_model_on_any_painting_and_writes_a_sheet(ti
 
 @needs_vgg
 def test_monet_moves_colour_and_texture_towards_the_painting():
-    from imgan.io.images import resize_plane
+    from imgan.io.images import long_side_size, resize_plane
     from imgan.weights import shipped_weights_dir
     from imgan_style.infer import make_transform
     from imgan_style.objective import StyleObjective, load_painting
