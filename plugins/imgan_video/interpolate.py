@@ -50,6 +50,14 @@ def warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
                      borderMode=cv2.BORDER_REPLICATE)
 
 
+def flows_from_t(flow_ab, flow_ba, t):
+    """F(t->A), F(t->B) from the flows between the neighbours (linear motion, the formula above).
+    Plain arithmetic, so the learned model's graph (refine.py) uses it on tensors too."""
+    to_a = -(1.0 - t) * t * flow_ab + t * t * flow_ba
+    to_b = (1.0 - t) ** 2 * flow_ab - t * (1.0 - t) * flow_ba
+    return to_a, to_b
+
+
 def in_between(a: np.ndarray, b: np.ndarray, t: float, *, method: str = "flow",
                flows: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """The frame at time t in (0, 1) between RGB uint8 frames a and b (uint8). `flows`: (A->B, B->A) if known."""
@@ -57,8 +65,7 @@ def in_between(a: np.ndarray, b: np.ndarray, t: float, *, method: str = "flow",
         mixed = (1.0 - t) * a.astype(np.float32) + t * b.astype(np.float32)
     else:
         forward, backward = flows if flows is not None else (dense_flow(a, b), dense_flow(b, a))
-        to_a = -(1.0 - t) * t * forward + t * t * backward
-        to_b = (1.0 - t) ** 2 * forward - t * (1.0 - t) * backward
+        to_a, to_b = flows_from_t(forward, backward, t)
         mixed = (1.0 - t) * warp(a, to_a) + t * warp(b, to_b)
     return np.clip(np.rint(mixed), 0, 255).astype(np.uint8)
 
@@ -106,14 +113,14 @@ def learned_in_betweens(weights: str | os.PathLike | None = None, *, device: str
     from imgan.runtime.session import load_model
     from imgan.weights import resolve_weights
 
-    from .spec import INTERP_TASK
+    from .spec import INTERP_INPUTS, INTERP_TASK
 
     if weights is None and not learned_weights_installed():
         raise UsageError("no learned interpolation weights are installed (none ship yet: see the README)",
                          hint=f"train them with `imgan train {INTERP_TASK}`, export, then pass --weights FILE.onnx")
     chosen = resolve_weights(INTERP_TASK, weights)
     session = load_model(chosen.verified_path(), device=device, threads=threads)
-    if [item.name for item in session.session.get_inputs()] != ["a", "b", "flow_ab", "flow_ba", "t"]:
+    if tuple(item.name for item in session.session.get_inputs()) != INTERP_INPUTS:
         raise InputError("not a frame-interpolation model (a, b, flow_ab, flow_ba, t in)", path=chosen.file,
                          hint="use weights exported by `imgan export video-interp`")
     multiple = max(1, chosen.pad_multiple)
@@ -185,8 +192,8 @@ def method_functions(methods: Iterable[str] | None = None, *, weights: str | os.
     methods None: the classical ones, and the learned one when `weights` are given or installed."""
     if methods is None:
         methods = METHODS if weights is not None or learned_weights_installed() else METHOD_FUNCTIONS
-    return {method: (learned_in_betweens(weights, device=device, threads=threads) if method == "learned"
-                     else method_function(method)) for method in methods}
+    return {method: method_function(method, weights=weights if method == "learned" else None, device=device,
+                                    threads=threads) for method in methods}
 
 
 def learned_weights_installed() -> bool:

@@ -326,12 +326,12 @@ def finish_card(card: ModelCard, context: dict) -> ModelCard:
     step = context["checkpoint"]["step"]
     evals = [record for record in read_eval_log(context["run_dir"]) if record.get("step") == step]
     return card.replace(description=describe(VideoNetConfig.from_dict(card.model_config)),
-                        licence=_data_licence(recipe.get("data", MMNIST_DATA)),
+                        licence=data_licence(recipe.get("data", MMNIST_DATA)),
                         running=replace(card.running, inference=inference),
                         metrics={**card.metrics, **({"heldout_during_training": evals[-1]} if evals else {})})
 
 
-def _data_licence(data: str) -> str:
+def data_licence(data: str) -> str:
     if data == MMNIST_DATA:
         return MMNIST_LICENCE
     return NATURAL_LICENCE if CAMERA_DATA in data else ""

@@ -322,7 +322,7 @@ def train_video(*, steps: int, videos: Path | None, size: int, gray: bool, mnist
         digits = mmnist.load_digits(mnist)
         make_data = lambda: MovingMnist(digits, length)  # noqa: E731
     recipe = VideoRecipe(net, make_data, context=context, future=future, loss_weights=weights,
-                         teacher_forcing=teacher_forcing, data=_data_name(videos, photos),
+                         teacher_forcing=teacher_forcing, data=data_name(videos, photos),
                          size=size if videos or natural else mmnist.FRAME_SIZE,
                          working_size=working_size if natural else None)
     # Adam's usual momentum for regression; the GAN one (0.5) only when a critic is trained.
@@ -339,7 +339,7 @@ def train_video(*, steps: int, videos: Path | None, size: int, gray: bool, mnist
                            on_eval=on_eval)
 
 
-def _data_name(videos: Path | None, photos: Path | None) -> str:
+def data_name(videos: Path | None, photos: Path | None) -> str:
     """What run.json and the card record as the data."""
     if videos is None and photos is None:
         return MMNIST_DATA

@@ -44,8 +44,10 @@ from imgan.train.run import default_run_dir
 from imgan.train.spec import ModelSpec
 
 from . import camera
-from .interpolate import METHOD_FUNCTIONS, dense_flow, measure_sequences, refiner_frames, refiner_inputs
-from .spec import CAMERA_DATA, INTERP_NAME, INTERP_TASK, NATURAL_LICENCE
+from .interpolate import (METHOD_FUNCTIONS, dense_flow, flows_from_t, measure_sequences, refiner_frames,
+                          refiner_inputs)
+from .model import data_licence
+from .spec import CAMERA_DATA, INTERP_INPUTS, INTERP_NAME, INTERP_TASK
 
 DOWNSCALE = 4  # two stride-2 levels: frame sides must be multiples of this
 FLOW_SCALE = 16.0  # px: flows enter and leave the net in these units, so its numbers stay near 1
@@ -65,13 +67,6 @@ class RefinerConfig(JsonConfig):
 
 
 # --------------------------------------------------------------------------- the net
-
-
-def flows_from_t(flow_ab: Tensor, flow_ba: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
-    """F(t->A), F(t->B) from the flows between the neighbours (linear motion; interpolate.in_between)."""
-    to_a = -(1.0 - t) * t * flow_ab + t * t * flow_ba
-    to_b = (1.0 - t) ** 2 * flow_ab - t * (1.0 - t) * flow_ba
-    return to_a, to_b
 
 
 def warp(image: Tensor, flow: Tensor) -> Tensor:
@@ -147,9 +142,6 @@ def example_inputs(model_config: Mapping[str, Any], height: int, width: int) -> 
     return a, b, flow_ab, flow_ba, torch.tensor([0.5, 0.25]).view(2, 1, 1, 1)
 
 
-INPUT_NAMES = ("a", "b", "flow_ab", "flow_ba", "t")
-
-
 def dynamic_axes(model_config: Mapping[str, Any]) -> dict:
     image = {0: "batch", 2: "height", 3: "width"}
     return {"a": image, "b": image, "flow_ab": image, "flow_ba": image, "t": {0: "batch"}, "frame": image}
@@ -175,11 +167,11 @@ def finish_card(card: ModelCard, context: dict) -> ModelCard:
     widths = RefinerConfig.from_dict(dict(card.model_config)).widths
     return card.replace(description=f"frame interpolation: Farnebäck flows refined by a U-Net {list(widths)} "
                                     "(flow corrections, visibility, residual); one in-between frame per t",
-                        licence=NATURAL_LICENCE if CAMERA_DATA in str(recipe.get("data", "")) else card.licence,
+                        licence=data_licence(str(recipe.get("data", ""))) or card.licence,
                         metrics={**card.metrics, **({"heldout_during_training": evals[-1]} if evals else {})})
 
 
-SPEC = ModelSpec(build=build, example_inputs=example_inputs, running=running, input_names=INPUT_NAMES,
+SPEC = ModelSpec(build=build, example_inputs=example_inputs, running=running, input_names=INTERP_INPUTS,
                  output_names=("frame",), dynamic_axes=dynamic_axes, export_sizes=((32, 48), (24, 36)),
                  finish_card=finish_card)
 
@@ -348,7 +340,7 @@ def train_refiner(settings: RefinerSettings, *, progress: bool = False,
     """Train the refiner on `videos` and/or camera motion over `photos`; every eval_every steps,
     measure it against the flow method on the held-back frames of the `heldout` clip."""
     from .infer import load_clip
-    from .recipe import train_in_chunks
+    from .recipe import data_name, train_in_chunks
 
     if settings.videos is None and settings.photos is None:
         raise UsageError("no training footage", hint="pass --videos DIR and/or --photos DIR")
@@ -361,8 +353,7 @@ def train_refiner(settings: RefinerSettings, *, progress: bool = False,
     photos = camera.load_photos(settings.photos, long_side=side) if settings.photos else []
     if settings.videos is not None and not clips:
         raise TrainingError(f"no clip of more than {max(GAPS)} frames and at least {side} px a side", path=settings.videos)
-    data = " + ".join(([str(settings.videos)] if settings.videos else []) +
-                      ([f"{CAMERA_DATA} {settings.photos}"] if settings.photos else []))
+    data = data_name(settings.videos, settings.photos)
     recipe = RefinerRecipe(RefinerConfig(widths=tuple(settings.widths)),
                            lambda: InBetweenFrames(clips, photos, crop=settings.crop), data=data, crop=settings.crop,
                            loss_weights={settings.pixel_loss: 1.0})

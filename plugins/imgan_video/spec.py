@@ -14,6 +14,7 @@ NATURAL_LICENCE = ("MIT (trained weights); trained on OpenCV's sample clips (Apa
                    "over BSDS500 photos (research use)")
 INTERP_TASK = "video-interp"  # the learned frame interpolator (refine.py): its own task, weights and training
 INTERP_NAME = "flow-refine"  # its shipped weights: video-interp-flow-refine.onnx
+INTERP_INPUTS = ("a", "b", "flow_ab", "flow_ba", "t")  # its ONNX graph's inputs, in order
 NATURAL_WORKING_SIZE = 128  # px, the longer side of the frames the natural model reads and predicts
 WORKING_MULTIPLE = 4  # working frames' sides are multiples of the models' downscale: no padding
 DEFAULT_CONTEXT = 10  # the Moving MNIST protocol: 10 frames in, 10 out
