@@ -80,13 +80,16 @@ def evaluate(
     sheet: Annotated[Optional[Path], typer.Option("--sheet", help="Also write a crop sheet PNG: bicubic | models | HR.")] = None,
     degrade: Annotated[str, typer.Option("--degrade", help="bicubic: the literature's protocol; real: that one and the real-world one (fixed, seeded Real-ESRGAN second-order degradation); photo: that one and a mild fixed chain (blur, bicubic, noise 4/255, JPEG 70); all: the three.")] = "bicubic",
     perceptual: Annotated[bool, typer.Option("--perceptual/--no-perceptual", help="Also the perceptual distance to HR (unlearned LPIPS baseline; needs torch and the VGG19 weights).")] = False,
+    card_metrics: Annotated[bool, typer.Option("--card-metrics", help="Store each model's figures in its model card, one entry per protocol (\"LABEL\", \"LABEL real\", ...).")] = False,
+    card_label: Annotated[Optional[str], typer.Option("--card-label", help="With --card-metrics: the data set's name in the card (default: the folder's name).")] = None,
     vgg_weights: VggWeightsOpt = None,
     device: DeviceOpt = "auto",
     threads: ThreadsOpt = None,
 ) -> None:
     """PSNR/SSIM (Y, scale-px shave) and the grid energy of bicubic and each model on a folder: clean
     bicubic LR, and with --degrade real also real-world LR (blur, noise, JPEG)."""
-    from .evaluate import add_perceptual_distances, evaluate_folder, perceptual_distance, write_sheet
+    from .evaluate import (add_perceptual_distances, evaluate_folder, perceptual_distance, record_report_metrics,
+                           write_sheet)
     from .spec import EVAL_DEGRADATIONS, check_degradation
 
     check_degradation(degrade, EVAL_DEGRADATIONS)
@@ -104,6 +107,9 @@ def evaluate(
         for report in reports:
             path = sheet if report.degrade == "bicubic" else sheet.with_name(f"{sheet.stem}-{report.degrade}{sheet.suffix}")
             stderr.print(f"wrote {write_sheet(report, path)}")
+    if card_metrics:
+        for card in record_report_metrics(reports, card_label):
+            stderr.print(f"recorded the figures in {card}")
 
 
 def render_table(report) -> None:

@@ -58,6 +58,8 @@ class MethodResult:
     grid: GridEnergy
     outputs: list[np.ndarray] = field(default_factory=list, repr=False)
     perceptual: float | None = None  # mean perceptual distance to HR (PERCEPTUAL), when measured
+    weights: Weights | None = None  # the model measured (None: bicubic)
+    ensembled: bool = False  # with --tta's self-ensemble
 
 
 @dataclass
@@ -121,13 +123,14 @@ def pooled_grid(outputs: Sequence[np.ndarray], images: Sequence[EvalImage], bord
     return grid_ratios(sum(power for power, _ in found), sum(count for _, count in found))
 
 
-def evaluate_method(name: str, upscale: Upscaler, images: Sequence[EvalImage], scale: int) -> MethodResult:
+def evaluate_method(name: str, upscale: Upscaler, images: Sequence[EvalImage], scale: int, *,
+                    weights: Weights | None = None, ensembled: bool = False) -> MethodResult:
     started = time.perf_counter()
     outputs = [upscale(image.lr) for image in images]
     seconds = time.perf_counter() - started
     per_image = {image.name: measure(output, image.hr, border=scale) for image, output in zip(images, outputs)}
     return MethodResult(name, per_image, mean_quality(list(per_image.values())), seconds,
-                        pooled_grid(outputs, images, scale), outputs)
+                        pooled_grid(outputs, images, scale), outputs, weights=weights, ensembled=ensembled)
 
 
 def chosen_weights(names: Sequence[str] | None, scale: int) -> list[Weights]:
@@ -160,27 +163,60 @@ def evaluate_folder(data: str | os.PathLike, weights: Sequence[str] | None = Non
     for entry in entries:
         for ensembled in (False, True) if tta else (False,):
             upscale = model_upscaler(entry, scale=scale, device=device, threads=threads, tta=ensembled)
-            methods.append(evaluate_method(method_name(entry, scale, ensembled), upscale, images, scale))
+            methods.append(evaluate_method(method_name(entry, scale, ensembled), upscale, images, scale,
+                                           weights=entry, ensembled=ensembled))
     return EvalReport(Path(data), scale, images, methods, degrade)
+
+
+def card_figures(report: EvalReport, method: MethodResult) -> dict:
+    """One method's figures as a model card keeps them: its mean Y PSNR/SSIM beside bicubic's, the
+    perceptual distance and grid energy when measured, and the protocol."""
+    bicubic = report.methods[0]
+    figures = {"psnr_y": round(method.mean.psnr_y, 3), "ssim_y": round(method.mean.ssim_y, 4)}
+    if method.perceptual is not None:
+        figures |= {"perceptual": round(method.perceptual, 4), "grid4_db": round(method.grid.period4_db, 2),
+                    "grid2_db": round(method.grid.period2_db, 2)}
+    figures |= {"bicubic_psnr_y": round(bicubic.mean.psnr_y, 3), "bicubic_ssim_y": round(bicubic.mean.ssim_y, 4)}
+    if bicubic.perceptual is not None:
+        figures["bicubic_perceptual"] = round(bicubic.perceptual, 4)
+    return figures | {"images": len(report.images), "protocol": report.protocol}
+
+
+def metrics_key(label: str, degrade: str) -> str:
+    """The card's key of a protocol's figures: the data set's label, then the LR kind unless clean bicubic."""
+    return label if degrade == "bicubic" else f"{label} {degrade}"
 
 
 def measure_weights_file(path: str | os.PathLike, data: str | os.PathLike, *, scale: int = 4,
                          degrade: str = "bicubic") -> dict:
     """Figures for a model card: the model's and bicubic's mean Y PSNR/SSIM on ``data``."""
     report = evaluate_folder(data, [str(path)], scale=scale, device="cpu", degrade=degrade)
-    bicubic, model = report.methods
-    return {"psnr_y": round(model.mean.psnr_y, 3), "ssim_y": round(model.mean.ssim_y, 4),
-            "bicubic_psnr_y": round(bicubic.mean.psnr_y, 3), "bicubic_ssim_y": round(bicubic.mean.ssim_y, 4),
-            "images": len(report.images), "protocol": report.protocol}
+    return card_figures(report, report.methods[1])
 
 
 def record_card_metrics(path: str | os.PathLike, data: str | os.PathLike, *, scale: int = 4) -> dict:
     """Measure the .onnx at ``path`` on ``data`` by both protocols and store the figures in its card, under
     the folder's name (clean bicubic LR) and "<folder> real" (the real-world degradation)."""
-    metrics = {Path(data).name: measure_weights_file(path, data, scale=scale),
-               f"{Path(data).name} real": measure_weights_file(path, data, scale=scale, degrade="real")}
+    metrics = {metrics_key(Path(data).name, degrade): measure_weights_file(path, data, scale=scale, degrade=degrade)
+               for degrade in ("bicubic", "real")}
     update_metrics(card_path_for(path), metrics)
     return metrics
+
+
+def record_report_metrics(reports: Sequence[EvalReport], label: str | None = None) -> list[Path]:
+    """`imgan eval sr --card-metrics`: each measured model's figures (at its own scale, without the
+    self-ensemble) into its card, one key per protocol ("<label>", "<label> real", ...; label: the
+    folder's name). Returns the cards written."""
+    written: dict[Path, dict] = {}
+    for report in reports:
+        key = metrics_key(label or report.data.name, report.degrade)
+        for method in report.methods:
+            if method.weights is None or method.ensembled or method.weights.scale != report.scale:
+                continue
+            written.setdefault(method.weights.card_path, {})[key] = card_figures(report, method)
+    for card, metrics in written.items():
+        update_metrics(card, metrics)
+    return list(written)
 
 
 # ----------------------------------------------------------------------------------- crop sheet

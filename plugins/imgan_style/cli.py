@@ -149,12 +149,12 @@ def print_trained(run) -> None:
 def evaluate(
     images: Annotated[int, typer.Option("--images", min=1, help="Test photos per style.")] = 2,
     data: Annotated[Optional[Path], typer.Option("--data", help=f"Test photos never trained on (default {TEST_PHOTOS_HINT}).")] = None,
-    style: Annotated[Optional[list[str]], typer.Option("--style", help="Only these fast styles (repeatable; default: every one, unless --painting).")] = None,
+    style: Annotated[Optional[list[str]], typer.Option("--style", help="Only these fast styles (repeatable; default: every one, unless --painting): names, or exported .onnx files with their cards.")] = None,
     painting: Annotated[Optional[list[Path]], typer.Option("--painting", help="Also measure the universal model on this painting (repeatable): any picture, e.g. one no net learnt.")] = None,
     universal: Annotated[bool, typer.Option("--universal/--no-universal", help="Measure the universal model beside each fast net, on its painting.")] = True,
     sheet: Annotated[Optional[Path], typer.Option("--sheet", help="Also write a sheet: photo | optimisation | fast net | universal | painting, a row per style and photo.")] = None,
     size: Annotated[int, typer.Option("--size", min=32, help="Longest side of the test photos.")] = 256,
-    steps: Annotated[int, typer.Option("--steps", min=1, help="Optimisation steps of the baseline.")] = 300,
+    steps: Annotated[int, typer.Option("--steps", min=0, help="Optimisation steps of the baseline (0: none, the losses and stripes alone, in seconds).")] = 300,
     styles_dir: Annotated[Optional[Path], typer.Option("--styles-dir", help="Where the paintings are, if not at the path in the card.")] = None,
     card_metrics: Annotated[bool, typer.Option("--card-metrics", help="Store each style's mean ratios in its model card (a .json beside the .onnx).")] = False,
     vgg_weights: VggWeightsOpt = None,
@@ -165,6 +165,9 @@ def evaluate(
     from .evaluate import STRIPES_LIMIT_DB, evaluate_styles
 
     def report(row: dict) -> None:
+        if row["optimised"] is None:
+            methods = [f"{name} total {row[name]['total']:.3g}" for name in ("fast", "universal") if row[name]]
+            return stderr.print(f"{row['style']} {row['photo']}: {', '.join(methods)}", highlight=False)
         methods = [f"{name}/optimised total {row[key]:.2f}" for name, key in (("fast", "total_ratio"),
                    ("universal", "universal_ratio")) if row[key] is not None]
         stderr.print(f"{row['style']} {row['photo']}: {', '.join(methods)} (optimisation {row['optimised_seconds']:.0f} s)",
@@ -184,22 +187,25 @@ def evaluate(
     def figure(scores: dict | None, key: str) -> str:
         return "-" if scores is None else f"{scores[key]:.4g}"
 
+    def ratio(value: float | None) -> str:
+        return "-" if value is None else f"{value:.2f}"
+
     def stripes(scores: dict | None) -> str:
         if scores is None or scores["stripes_db"] is None:
             return "-"
         return f"{scores['stripes_db']:.0f} ({scores['stripes_period_px']:.1f} px, {scores['stripes_angle']}°)"
 
     table = Table("style", "photo", "method", "style loss", "content", "total", "/ optimised", "stripes dB",
-                  title=f"imgan eval style ({steps}-step optimisation baseline; stripes: chroma peak at 3-10 px on a "
+                  title=f"imgan eval style ({f'{steps}-step optimisation baseline' if steps else 'no optimisation'}; stripes: chroma peak at 3-10 px on a "
                         f"blurred photo, mean <= {STRIPES_LIMIT_DB:g} dB is none)")
     for row in rows:
-        for method, key in (("optimised", None), ("fast", "total_ratio"), ("universal", "universal_ratio")):
+        methods = [(method, key) for method, key in (("optimised", None), ("fast", "total_ratio"),
+                                                     ("universal", "universal_ratio")) if row[method] is not None]
+        for index, (method, key) in enumerate(methods):
             scores = row[method]
-            if scores is None:
-                continue
-            table.add_row(row["style"] if method == "optimised" else "", row["photo"] if method == "optimised" else "",
+            table.add_row(row["style"] if index == 0 else "", row["photo"] if index == 0 else "",
                           method, figure(scores, "style"), figure(scores, "content"), figure(scores, "total"),
-                          "1" if key is None else f"{row[key]:.2f}", "-" if key is None else stripes(scores))
+                          "1" if key is None else ratio(row[key]), "-" if key is None else stripes(scores))
     stdout.print(table)
 
 

@@ -12,6 +12,7 @@ Returns the rows; with `card_metrics`, each style's means go into its model card
 """
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Callable
@@ -23,7 +24,7 @@ from imgan.cards import update_metrics
 from imgan.errors import InputError, UsageError
 from imgan.io.images import long_side_size, read_image, resize_plane, to_float
 from imgan.pipeline import TileProgress
-from imgan.weights import Weights, weights_for_task
+from imgan.weights import Weights, resolve_weights, weights_for_task
 
 from .infer import fast_stylise
 from .objective import StyleObjective, load_painting
@@ -117,16 +118,26 @@ def _measured(stylise, rgb: np.ndarray, objective: StyleObjective, photo: torch.
             "stripes_angle": None if angle is None else round(angle)}, output
 
 
-def _ratio(method: dict | None, optimised: dict, term: str = "total") -> float | None:
-    return None if method is None else method[term] / optimised[term]
+def is_weights_path(style: str) -> bool:
+    """--style names a file (an exported net not installed) rather than a style of the catalogue."""
+    return style.endswith(".onnx") or os.sep in style
+
+
+def style_label(style: str) -> str:
+    """A row's style: the catalogue name, or the file's name for an exported net measured in place."""
+    return Path(style).name if is_weights_path(style) else style
+
+
+def _ratio(method: dict | None, optimised: dict | None, term: str = "total") -> float | None:
+    return None if method is None or optimised is None else method[term] / optimised[term]
 
 
 def evaluate_painting(name: str, painting: Path, settings: StyleSettings, photos: list[Path], *,
                       fast=None, universal: "UniversalModel | None" = None, size: int = 256, steps: int = 300,
                       vgg_weights: str | None = None, on_row: Callable[[dict], None] | None = None,
                       progress: TileProgress | None = None, sheet: list | None = None) -> list[dict]:
-    """One row per photo: the optimisation, and the fast net (``fast``, a Stylise) and/or the universal
-    model on ``painting``, scored by the same objective. `progress` sees the optimisation's steps;
+    """One row per photo: the optimisation (none when ``steps`` is 0: the losses without the ratios), and
+    the fast net (``fast``, a Stylise) and/or the universal model on ``painting``, scored by the same objective. `progress` sees the optimisation's steps;
     ``sheet`` (a list) gets each row's pictures: photo, optimisation, net (or None), universal (or None)."""
     objective = StyleObjective(load_painting(painting, settings.style_size), settings, vgg_weights)
     wct = universal_stylise(universal, painting) if universal is not None else None
@@ -137,9 +148,9 @@ def evaluate_painting(name: str, painting: Path, settings: StyleSettings, photos
         fast_scores, fast_output = _measured(fast, rgb, objective, photo) if fast is not None else (None, None)
         wct_scores, wct_output = _measured(wct, rgb, objective, photo) if wct is not None else (None, None)
         started = time.perf_counter()
-        optimised = optimise_image(photo, objective, steps=steps, progress=progress)
-        optimised_seconds = time.perf_counter() - started
-        optimised_scores = _scored(objective, optimised, photo)
+        optimised = optimise_image(photo, objective, steps=steps, progress=progress) if steps else None
+        optimised_seconds = time.perf_counter() - started if steps else None
+        optimised_scores = _scored(objective, optimised, photo) if steps else None
         rows.append({
             "style": name, "painting": painting.name, "photo": path.name, "size": list(rgb.shape[:2]), "steps": steps,
             "fast": fast_scores, "universal": wct_scores, "optimised": optimised_scores,
@@ -148,13 +159,13 @@ def evaluate_painting(name: str, painting: Path, settings: StyleSettings, photos
             "universal_ratio": _ratio(wct_scores, optimised_scores),
             "universal_style_ratio": _ratio(wct_scores, optimised_scores, "style"),
             "fast_seconds": None if fast_scores is None else fast_scores["seconds"],
-            "optimised_seconds": round(optimised_seconds, 1),
+            "optimised_seconds": None if optimised_seconds is None else round(optimised_seconds, 1),
             "stripes_db": None if fast_scores is None else fast_scores["stripes_db"],
             "stripes_period_px": None if fast_scores is None else fast_scores["stripes_period_px"],
             "stripes_angle": None if fast_scores is None else fast_scores["stripes_angle"],
         })
         if sheet is not None:
-            picture = optimised[0].permute(1, 2, 0).numpy()
+            picture = None if optimised is None else optimised[0].permute(1, 2, 0).numpy()
             sheet.append((rows[-1], [rgb, picture, fast_output, wct_output], painting))
         if on_row is not None:
             on_row(rows[-1])
@@ -177,13 +188,17 @@ def evaluate_styles(*, styles: list[str] | None, data: Path, images: int = 2, si
 
     from .universal_infer import UniversalModel
 
+    if card_metrics and not steps:
+        raise UsageError("--card-metrics stores the ratios to the optimisation", hint="leave out --steps 0")
     if threads:
         torch.set_num_threads(threads)
     available = weights_for_task(TASK)
     chosen = styles if styles is not None else ([] if paintings else sorted(available))
-    unknown = [name for name in chosen if name not in available]
+    unknown = [name for name in chosen if name not in available and not is_weights_path(name)]
     if unknown:
-        raise UsageError(f"unknown style {', '.join(unknown)}", hint=f"available: {', '.join(sorted(available))}")
+        raise UsageError(f"unknown style {', '.join(unknown)}",
+                         hint=f"available: {', '.join(sorted(available))}, or an exported .onnx file")
+    nets = {style_label(name): resolve_weights(TASK, name) for name in chosen}  # a file is checked before any work
     missing = [str(path) for path in paintings or [] if not Path(path).is_file()]
     if missing:
         raise InputError(f"no painting at {missing[0]}", path=missing[0], hint="give an image file with --painting")
@@ -191,8 +206,7 @@ def evaluate_styles(*, styles: list[str] | None, data: Path, images: int = 2, si
     wct = UniversalModel.load(device="cpu", threads=threads) if universal or paintings else None
     pictures: list | None = [] if sheet is not None else None
     rows = []
-    for name in chosen:
-        weights = available[name]
+    for name, weights in nets.items():
         fast = fast_stylise(load_model(weights.verified_path(), device="cpu", threads=threads), weights)
         found = evaluate_painting(name, painting_of(weights, styles_dir), settings_of(weights), photos, fast=fast,
                                   universal=wct if universal else None, size=size, steps=steps,

@@ -34,6 +34,7 @@ from imgan.config import JsonConfig
 from imgan.train.spec import ModelSpec
 
 from .spec import MULTIPLE, REPO, THUMBNAIL_SIDE
+from .style_stats import known_painting_description
 
 Pair = tuple[Tensor, Tensor | None]  # (image or tile activations, reference activations or None)
 
@@ -227,11 +228,10 @@ def finish_card(card: ModelCard, context: dict) -> ModelCard:
     thumbnail = _write_thumbnail(painting, Path(context["onnx"]).with_suffix(".png"))
     history = context["checkpoint"].get("history") or [{}]
     final = {key: history[-1][key] for key in ("style", "content", "tv", "g_total") if key in history[-1]}
-    title = Path(painting).stem.replace("_", " ") if painting else card.name
     if painting:
         style["image"] = recorded_path(painting)
     return card.replace(
-        description=card.description or f"fast style transfer: {title}",
+        description=card.description or net_description(painting, card.name),
         licence=card.licence or PAINTING_LICENCE,
         running=dataclasses.replace(card.running, inference={**card.running.inference,
                                                              **({"thumbnail": thumbnail.name} if thumbnail else {})}),
@@ -239,6 +239,14 @@ def finish_card(card: ModelCard, context: dict) -> ModelCard:
         metrics={**card.metrics, "final_losses": final,
                  "parameters": parameter_count(build_style_net(card.model_config))},
     )
+
+
+def net_description(painting: str | None, name: str) -> str:
+    """A fast net's card description: the painting's artist, title and year when it is one of the
+    shipped paintings (as `imgan styles` shows the painting styles), else its file name."""
+    if not painting:
+        return f"fast style transfer: {name}"
+    return known_painting_description(painting) or f"fast style transfer: {Path(painting).stem.replace('_', ' ')}"
 
 
 def recorded_path(path: str) -> str:

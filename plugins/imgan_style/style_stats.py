@@ -56,6 +56,17 @@ PAINTINGS: dict[str, tuple[str, str, str]] = {
 LICENCES = {"picasso_self_portrait_1907": "public domain in the US only (the painting; Picasso died in 1973)"}
 
 
+def painting_description(artist: str, title: str, year: str) -> str:
+    """"Claude Monet, Water Lilies", "Vincent van Gogh, The Starry Night (1889)": a card's description."""
+    return ", ".join(part for part in (artist, title) if part) + (f" ({year})" if year else "")
+
+
+def known_painting_description(painting: str | Path) -> str | None:
+    """The description of one of the shipped paintings (by file stem), None for any other picture."""
+    known = PAINTINGS.get(Path(painting).stem)
+    return painting_description(*known) if known else None
+
+
 def name_of(painting: str | Path) -> str:
     """monet_water_lilies.jpg -> monet-water-lilies (the name `--style` takes)."""
     words = [word for word in Path(painting).stem.lower().replace("-", "_").split("_") if word]
@@ -140,7 +151,7 @@ def write_style(stats: Mapping[str, Stats], folder: Path, name: str, *, painting
     atomic_write(target, lambda temp: _save_npz(temp, arrays), overwrite=True)
     write_image(Picture(rgb=thumbnail, alpha=None), folder / f"{name}.png", overwrite=True)
     title = title or Path(painting).stem.replace("_", " ")
-    description = ", ".join(part for part in (artist, title) if part) + (f" ({year})" if year else "")
+    description = painting_description(artist, title, year)
     card = ModelCard(
         task=TASK, name=name, file=target.name, sha256=sha256_of(target), licence=licence, description=description,
         running=Running(tile_overlap=0, inputs={}, outputs={}, inference={

@@ -285,6 +285,30 @@ def test_eval_degrade_all_prints_the_three_protocols_in_order(exported_tiny, tmp
     assert run_cli("eval", "sr", "--data", str(tmp_path / "hr"), "--degrade", "phone").returncode == 2
 
 
+def test_eval_card_metrics_store_each_protocols_figures_in_the_models_card(exported_tiny, tmp_path):
+    import shutil
+
+    report, _ = exported_tiny
+    model = tmp_path / "weights" / report.path.name
+    model.parent.mkdir()
+    shutil.copy(report.path, model)
+    shutil.copy(report.card_path, model.with_suffix(".json"))
+    before = json.loads(model.with_suffix(".json").read_text())["metrics"]
+    for index in range(2):
+        save_png(tmp_path / "hr" / f"p{index}.png", gradient_image(64, 72, seed=index))
+    result = run_cli("eval", "sr", "--data", str(tmp_path / "hr"), "--weights", str(model), "--degrade", "real",
+                     "--tta", "--card-metrics", "--card-label", "Two gradients", "--json", "--device", "cpu")
+    assert result.returncode == 0, result.stderr
+    printed = {r["degrade"]: r["methods"] for r in json.loads(result.stdout)}
+    metrics = json.loads(model.with_suffix(".json").read_text())["metrics"]
+    assert {key: metrics[key] for key in before} == before  # other protocols' figures stay
+    for key, degrade in (("Two gradients", "bicubic"), ("Two gradients real", "real")):
+        assert metrics[key]["psnr_y"] == round(printed[degrade]["tiny"]["psnr_y"], 3)  # not the +tta row
+        assert metrics[key]["bicubic_psnr_y"] == round(printed[degrade]["bicubic"]["psnr_y"], 3)
+        assert metrics[key]["images"] == 2 and "protocol" in metrics[key]
+    assert "second-order" in metrics["Two gradients real"]["protocol"]
+
+
 # ------------------------------------------------------------------------------------------ training
 
 

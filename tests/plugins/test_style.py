@@ -118,6 +118,16 @@ def test_export_has_parity_and_a_full_card(tiny_style):
     assert (report.path.parent / running["inference"]["thumbnail"]).is_file()
 
 
+def test_a_net_card_names_a_known_painting_by_its_artist_and_title():
+    from imgan_style.model import net_description
+
+    shipped = "../shared/assets/styles/vangogh_starry_night.jpg"
+    assert net_description(shipped, "vangogh") == "Vincent van Gogh, The Starry Night (1889)"
+    assert net_description("/elsewhere/monet_water_lilies.jpg", "monet") == "Claude Monet, Water Lilies"
+    assert net_description("/my/holiday_snap.png", "mine") == "fast style transfer: holiday snap"
+    assert net_description(None, "mine") == "fast style transfer: mine"
+
+
 def test_onnx_runtime_matches_torch_with_a_different_reference(tiny_style):
     from imgan.runtime.session import load_model
 
@@ -491,6 +501,30 @@ def test_eval_measures_the_universal_model_on_any_painting_and_writes_a_sheet(ti
     assert picture.shape[0] > 2 * 48 and picture.shape[1] >= 5 * 48  # two rows of five cells
     missing = run_cli("eval", "style", "--painting", tmp_path / "nope.jpg", "--data", photos)
     assert missing.returncode != 0 and "nope.jpg" in missing.stderr and "Traceback" not in missing.stderr
+
+
+@needs_vgg
+def test_eval_measures_an_exported_file_in_place_and_steps_0_skips_the_optimisation(exported_tiny, tmp_path,
+                                                                                  isolated_home):
+    """A net just exported (not installed) is measured by its path; --steps 0 gives its losses and
+    stripes in seconds, without the optimisation or its ratios; --card-metrics then is refused."""
+    _, report = exported_tiny
+    photos = tmp_path / "test_photos"
+    save_png(photos / "a.png", gradient_image(44, 60, seed=5))
+    common = ("--data", photos, "--images", "1", "--size", "48", "--vgg-weights", VGG_FILE, "--threads", "1")
+    result = run_cli("eval", "style", "--style", report.path, "--steps", "0", "--no-universal", "--json", *common,
+                     timeout=300)
+    assert result.returncode == 0, result.stderr
+    [row] = json.loads(result.stdout)
+    assert row["style"] == "style-tiny.onnx" and row["optimised"] is None and row["total_ratio"] is None
+    assert row["fast"]["total"] > row["fast"]["style"] > 0 and row["universal"] is None
+    table = run_cli("eval", "style", "--style", report.path, "--steps", "0", "--no-universal", *common, timeout=300)
+    assert table.returncode == 0 and "no optimisation" in table.stdout and "Traceback" not in table.stderr
+    assert "a.png" in table.stdout  # each row names its photo, with no optimisation row to carry it
+    refused = run_cli("eval", "style", "--style", report.path, "--steps", "0", "--card-metrics", *common)
+    assert refused.returncode == 2 and "--card-metrics" in refused.stderr and "Traceback" not in refused.stderr
+    missing = run_cli("eval", "style", "--style", tmp_path / "none.onnx", *common)
+    assert missing.returncode != 0 and "none.onnx" in missing.stderr and "Traceback" not in missing.stderr
 
 
 # ---------------------------------------------------------------------------------------- shipped weights
