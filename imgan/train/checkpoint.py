@@ -128,6 +128,16 @@ def generator_from_checkpoint(
     return generator.eval(), checkpoint_metadata(state)
 
 
+def as_numpy_model(module: nn.Module) -> Callable[..., Any]:
+    """A torch module called as the runtime calls an ONNX session: float32 arrays in, an array out, no
+    gradients; so a checkpoint is measured through the same inference code as its exported file."""
+    def run(*arrays):
+        with torch.no_grad():
+            return module(*(torch.from_numpy(array) for array in arrays)).numpy()
+
+    return run
+
+
 # ----------------------------------------------------------------------------------- warm starts
 
 

@@ -230,6 +230,32 @@ def fit(
         _leave_cluster(cluster)
 
 
+def fit_in_chunks(recipe: Recipe, config: TrainConfig, *, resume: bool, every: int,
+                  measure: Callable[[Path], dict] | None = None, progress: bool = False,
+                  on_eval: Callable[[dict], None] | None = None) -> RunResult:
+    """`fit` up to config.steps, pausing every `every` steps to append measure(checkpoint) to
+    RUN_DIR/eval.jsonl (and pass it to on_eval): a run's quality curve, measured as it trains, with
+    no checkpoints kept aside. Only the first chunk of a new run starts from config.init_from; the
+    others resume the run."""
+    from imgan.train.run import append_eval
+
+    latest = config.run_dir / LATEST_NAME
+    done = load_checkpoint(latest)["step"] if resume and latest.is_file() else 0
+    result = None
+    while result is None or done < config.steps:
+        target = min(config.steps, (done // every + 1) * every)
+        result = fit(recipe, config, resume=resume or done > 0, progress=progress, pause_at=target)
+        done = result.steps_done
+        if result.interrupted:
+            break
+        if measure is not None:
+            record = {**measure(result.checkpoint), "wall_time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+            append_eval(config.run_dir, record)
+            if on_eval is not None:
+                on_eval(record)
+    return result
+
+
 # --------------------------------------------------------------------------- the loop
 
 

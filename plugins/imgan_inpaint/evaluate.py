@@ -11,7 +11,9 @@ Protocol (NumPy, OpenCV and ONNX Runtime; no torch):
     number // 2000, i.e. 0: 0-10 %, ..., 5: 50-60 % of the 512x512 mask, as that set defines;
     other masks are banded by their measured hole area in 10 % steps.
   * Every method fills the same 8-bit photo; the model runs through the same Inpainter as
-    `imgan inpaint`; Telea and Navier-Stokes are cv2.inpaint with radius 3.
+    `imgan inpaint`; Telea and Navier-Stokes are cv2.inpaint with radius 3. "prior" is the
+    trained net's own coarse stage alone (the shipped `pushpull` weights, through the same
+    Inpainter): what the net's learned refinement adds is the model's figure minus the prior's.
   * Figures against the original, values in [0, 1]: PSNR over the whole image (RGB) and inside
     the hole (the MSE of hole pixels only); SSIM on the luma Y (Wang et al., 11x11 Gaussian
     windows), whole image and inside the hole (the mean of the SSIM map over windows centred in
@@ -36,12 +38,15 @@ from imgan.cards import update_metrics
 from imgan.errors import InputError
 from imgan.io.images import SUPPORTED_EXTENSIONS, Picture, read_image, resize_plane, write_image
 from imgan.metrics import psnr, rgb_to_y, ssim_map
-from imgan.weights import resolve_weights
+from imgan.weights import Weights, resolve_weights, weights_for_task
 
 from . import TASK
 from .infer import Inpainter, fit_hole, hole_from_mask_picture, inpainter_for_weights
+from .spec import PRIOR_NAME
 
 METHODS = ("telea", "ns", "model")
+PRIOR = "prior"  # the push-pull fill alone (weights `pushpull`), measured beside a trained net when shipped
+SHOWN_ORDER = ("telea", "ns", PRIOR, "model")
 METRICS = ("psnr", "psnr_hole", "ssim", "ssim_hole", "l1", "l1_hole")
 OPENCV_RADIUS = 3
 NUMBERED_BAND_WIDTH = 2000  # irregular_dev: file number // 2000 = band
@@ -110,11 +115,11 @@ def measure(result: np.ndarray, original: np.ndarray, hole: np.ndarray) -> dict[
     }
 
 
-def evaluate_pairs(pairs: list[tuple[Path, Path]], inpainter: Inpainter, *,
+def evaluate_pairs(pairs: list[tuple[Path, Path]], inpainter: Inpainter, *, prior: Inpainter | None = None,
                    on_pair: Callable[[int, int], None] | None = None,
                    keep: Callable[[PairResult, dict[str, np.ndarray]], None] | None = None) -> list[PairResult]:
-    """Fill every pair with the three methods and measure them. `keep(result, images)` sees the
-    pictures of each pair (input, telea, ns, model, original) e.g. to draw a sheet."""
+    """Fill every pair with the three methods (and `prior`, when given) and measure them. `keep(result,
+    images)` sees the pictures of each pair (input, telea, ns, model, original) e.g. to draw a sheet."""
     results = []
     for index, (image_path, mask_path) in enumerate(pairs):
         original = read_image(image_path).rgb
@@ -128,9 +133,10 @@ def evaluate_pairs(pairs: list[tuple[Path, Path]], inpainter: Inpainter, *,
             "telea": opencv_inpaint(original, hole, cv2.INPAINT_TELEA),
             "ns": opencv_inpaint(original, hole, cv2.INPAINT_NS),
             "model": inpainter(original, hole),
+            **({PRIOR: prior(original, hole)} if prior is not None else {}),
         }
         result = PairResult(image_path.name, mask_path.name, mask_band(mask_path, float(hole.mean())), float(hole.mean()))
-        result.scores = {method: measure(filled[method], original, hole) for method in METHODS}
+        result.scores = {method: measure(picture, original, hole) for method, picture in filled.items()}
         results.append(result)
         if keep is not None:
             shown = np.where(hole[..., None], np.uint8(128), original)
@@ -144,19 +150,26 @@ def summarize(results: list[PairResult]) -> dict[str, Any]:
     """Per band and method the mean of every figure; the floor and goal checks."""
     if not results:
         raise InputError("no pair had a hole to fill", hint="are the masks white where the hole is?")
+    methods = [method for method in SHOWN_ORDER if method in results[0].scores]
     bands: dict[str, Any] = {}
     for band in sorted({r.band for r in results}):
         members = [r for r in results if r.band == band]
         bands[band_label(band)] = {"pairs": len(members), **{
             method: {metric: _mean([r.scores[method][metric] for r in members]) for metric in METRICS}
-            for method in METHODS}}
+            for method in methods}}
     floor = {band_label(b): bands[band_label(b)]["model"]["psnr"] > bands[band_label(b)]["telea"]["psnr"]
              for b in FLOOR_BANDS if band_label(b) in bands}
     goal_pairs = [r for r in results if r.band in GOAL_BANDS]
-    gain = (_mean([r.scores["model"]["psnr"] for r in goal_pairs]) - _mean([r.scores["telea"]["psnr"] for r in goal_pairs])
-            if goal_pairs else None)
+    def gain_over_telea(method: str) -> float | None:
+        return (_mean([r.scores[method]["psnr"] for r in goal_pairs]) - _mean([r.scores["telea"]["psnr"] for r in goal_pairs])
+                if goal_pairs else None)
+
+    gain = gain_over_telea("model")
+    goal = {"psnr_gain_db_10_40": gain, "met": gain is not None and gain >= GOAL_GAIN_DB}
+    if PRIOR in methods:
+        goal["prior_psnr_gain_db_10_40"] = gain_over_telea(PRIOR)
     return {"pairs": len(results), "bands": bands, "floor": {"per_band": floor, "met": bool(floor) and all(floor.values())},
-            "goal": {"psnr_gain_db_10_40": gain, "met": gain is not None and gain >= GOAL_GAIN_DB}}
+            "goal": goal}
 
 
 def _mean(values: list[float]) -> float:
@@ -205,16 +218,27 @@ def store_card_metrics(card_path: Path, summary: dict[str, Any], protocol: dict[
     return card_path
 
 
+def prior_inpainter(measured: Weights | None, *, device: str = "auto", threads: int | None = None) -> Inpainter | None:
+    """The shipped push-pull prior, to measure beside `measured` (None: beside a checkpoint's net);
+    None when it is not installed or is what is measured."""
+    prior = weights_for_task(TASK).get(PRIOR_NAME)
+    if prior is None or (measured is not None and not measured.card.model_config.get("refine", True)):
+        return None
+    return inpainter_for_weights(prior, device=device, threads=threads)
+
+
 def evaluate_inpaint(*, images: Path, masks: Path, weights: str | None = None, limit: int | None = None,
-                     sheet: Path | None = None, card_metrics: bool = False, device: str = "auto",
+                     sheet: Path | None = None, card_metrics: bool = False, prior: bool = True, device: str = "auto",
                      threads: int | None = None, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """`imgan eval inpaint`: the report (weights, folders, the summary, and the paths of the sheet
-    and card when written). `progress(done, total)` is called after every pair."""
+    and card when written). `prior`: also the push-pull prior alone. `progress(done, total)` is
+    called after every pair."""
     chosen = resolve_weights(TASK, weights)
     inpainter = inpainter_for_weights(chosen, device=device, threads=threads)
+    baseline = prior_inpainter(chosen, device=device, threads=threads) if prior else None
     pairs = evaluation_pairs(list_image_files(images, "images"), list_image_files(masks, "masks"), limit)
     rows = SheetRows() if sheet is not None else None
-    summary = summarize(evaluate_pairs(pairs, inpainter, keep=rows, on_pair=progress))
+    summary = summarize(evaluate_pairs(pairs, inpainter, prior=baseline, keep=rows, on_pair=progress))
     report = {"weights": chosen.id, "file": str(chosen.file), "images": str(images), "masks": str(masks), **summary}
     if rows is not None:
         report["sheet"] = str(rows.write(sheet))

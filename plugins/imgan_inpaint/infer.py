@@ -312,9 +312,15 @@ def inpainter_for_weights(weights, *, device: str = "auto", threads: int | None 
     from imgan.runtime.session import load_model
 
     model = load_model(weights.verified_path(), device=device, threads=threads)
-    return Inpainter(model, pad_multiple=weights.pad_multiple, overlap=weights.tile_overlap,
-                     working_size=tile or int(weights.inference.get("working_size", WORKING_SIZE)),
-                     max_hole_radius=float(weights.inference.get("max_hole_radius", MAX_HOLE_RADIUS)))
+    return inpainter_for_model(model, weights.card.running, tile=tile)
+
+
+def inpainter_for_model(model: Model, running: Running, *, tile: int | None = None) -> Inpainter:
+    """An Inpainter running `model` (an ONNX session, or a checkpoint's net while it trains) as the
+    card's `running` section says: padding, tile overlap, working size and the largest hole radius."""
+    return Inpainter(model, pad_multiple=running.pad_multiple, overlap=running.tile_overlap,
+                     working_size=tile or int(running.inference.get("working_size", WORKING_SIZE)),
+                     max_hole_radius=float(running.inference.get("max_hole_radius", MAX_HOLE_RADIUS)))
 
 
 def inpaint_transform(inpainter: Inpainter, masks: MaskSource) -> Callable[..., Picture]:

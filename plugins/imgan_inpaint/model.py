@@ -30,8 +30,10 @@ exported graph is CompositeOnly, (image, mask) -> the composite.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
-from typing import Any, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 import torch
@@ -42,8 +44,12 @@ from imgan.cards import ModelCard, Running
 from imgan.config import JsonConfig
 from imgan.train.spec import ModelSpec
 
+if TYPE_CHECKING:
+    from imgan.train.export import ExportReport
+
+from . import TASK
 from .masks import random_mask
-from .spec import MAX_HOLE_RADIUS, PAD_MULTIPLE, TILE_OVERLAP, WORKING_SIZE
+from .spec import MAX_HOLE_RADIUS, PAD_MULTIPLE, PRIOR_NAME, TILE_OVERLAP, WORKING_SIZE
 
 
 @dataclass(frozen=True)
@@ -57,6 +63,9 @@ class InpaintNetConfig(JsonConfig):
     pyramid_levels: int = 6
     relax_iterations: int = 12
     fourier_blocks: int = 0  # residual spectral blocks after the bottleneck (0: the v1 net)
+    # False: the push-pull coarse fill alone, no learned layers (the shipped `pushpull`: a fast
+    # smooth fill, and the baseline `imgan eval inpaint` measures the net's refinement against)
+    refine: bool = True
 
 
 # Init gain of a gated conv's weights (on He's normal init) that keeps the activations' scale
@@ -160,6 +169,8 @@ class InpaintNet(nn.Module):
     def __init__(self, config: InpaintNetConfig = InpaintNetConfig()):
         super().__init__()
         self.config = config
+        if not config.refine:
+            return
         w = config.width
         self.encoder = nn.Sequential(
             GatedConv(4, w, 3),
@@ -195,6 +206,8 @@ class InpaintNet(nn.Module):
         """The raw generated image (N,3,H,W) in [0,1], before compositing."""
         guess = push_pull_fill(image, 1.0 - mask, self.config.pyramid_levels,
                                self.config.relax_iterations)  # hole pixels never read
+        if not self.config.refine:
+            return guess
         x = torch.cat([guess, mask], dim=1)  # (N, 4, H, W)
         x = self.encoder(x)  # (N, 4w, H/4, W/4)
         x = self.global_blocks(self.bottleneck(x))
@@ -255,6 +268,25 @@ def running(model_config: Mapping[str, Any]) -> Running:
                    inference={"working_size": WORKING_SIZE, "max_hole_radius": MAX_HOLE_RADIUS})
 
 
+PRIOR_DESCRIPTION = ("push-pull membrane fill alone (the coarse stage of inpaint-gated, no learned weights): a fast "
+                     "smooth fill, and the baseline `imgan eval inpaint` measures the trained net against")
+
+
+def export_prior(output: Path, config: InpaintNetConfig = InpaintNetConfig()) -> "ExportReport":
+    """The net's push-pull coarse fill alone as an ONNX file with its card: nothing is trained, so
+    this is the one inpaint export that needs no checkpoint (python -m imgan_inpaint.model)."""
+    from imgan.train.export import export_onnx
+
+    model_config = dataclasses.replace(config, refine=False).to_dict()
+    card = ModelCard(task=TASK, name=PRIOR_NAME, file=output.name, sha256="-", licence="MIT (code; no weights)",
+                     description=PRIOR_DESCRIPTION, running=running(model_config), model_config=model_config)
+    net = build_generator(model_config)
+    sizes = SPEC.export_sizes
+    return export_onnx(CompositeOnly(net), example_inputs(model_config, *sizes[0]), output,
+                       input_names=SPEC.input_names, output_names=SPEC.output_names,
+                       parity_inputs=[example_inputs(model_config, *size) for size in sizes[1:]], card=card)
+
+
 def finish_card(card: ModelCard, context: dict) -> ModelCard:
     return card.replace(
         description="Gated-conv inpainting (DeepFill v2 style, push-pull coarse fill, SN-PatchGAN), "
@@ -267,3 +299,9 @@ def finish_card(card: ModelCard, context: dict) -> ModelCard:
 SPEC = ModelSpec(build=build_generator, example_inputs=example_inputs, running=running, exportable=CompositeOnly,
                  input_names=("image", "mask"), output_names=("output",), export_sizes=((96, 128), (68, 52)),
                  transferable_keys=("fourier_blocks",), finish_card=finish_card)
+
+
+if __name__ == "__main__":  # python -m imgan_inpaint.model OUTPUT.onnx: (re)make the shipped prior
+    import sys
+
+    print(export_prior(Path(sys.argv[1] if len(sys.argv) > 1 else f"weights/{TASK}-{PRIOR_NAME}.onnx")).card_path)

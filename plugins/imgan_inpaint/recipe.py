@@ -21,6 +21,7 @@ for the model card; it also does the warm start of --init-from and notes each --
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -30,12 +31,15 @@ from torch.utils.data import Dataset
 
 from imgan.errors import UsageError
 from imgan.train.data import ImageFolderCrops
-from imgan.train.loop import Recipe, RunResult, TrainConfig, fit
+from imgan.train.checkpoint import as_numpy_model, generator_from_checkpoint
+from imgan.train.loop import Recipe, RunResult, TrainConfig, fit, fit_in_chunks
 from imgan.train.losses import gram_matrix, style_loss
 from imgan.train.run import check_run_name, default_run_dir
 from imgan.train.vgg import VGGFeatures
 
 from . import TASK
+from .evaluate import evaluate_pairs, evaluation_pairs, list_image_files, prior_inpainter, summarize
+from .infer import inpainter_for_model
 from .masks import DEFAULT_AREA, random_mask
 from .model import SPEC, InpaintNetConfig, PatchDiscriminator, composite
 from .spec import DEFAULT_LOSS_WEIGHTS, DEFAULT_WEIGHTS, PAD_MULTIPLE
@@ -167,17 +171,53 @@ class InpaintRecipe(Recipe):
 # ----------------------------------------------------------------------------------- train
 
 
+# ----------------------------------------------------------------------------------- measured while training
+
+
+def checkpoint_measure(images: Path, masks: Path, limit: int | None = None) -> Callable[[Path], dict]:
+    """measure(checkpoint) for fit_in_chunks: the checkpoint's net (its EMA) on the dev pairs of
+    `imgan eval inpaint --images IMAGES --masks MASKS --limit LIMIT`, through the same Inpainter as
+    the exported file: the gain over Telea on 10-40 % holes (and the push-pull prior's, when
+    shipped), and per band. The pairs are listed now, so a wrong folder fails before any training."""
+    pairs = evaluation_pairs(list_image_files(images, "images"), list_image_files(masks, "masks"), limit)
+    prior = prior_inpainter(None, device="cpu")
+
+    def measure(checkpoint: Path) -> dict:
+        generator, meta = generator_from_checkpoint(checkpoint, SPEC.build)
+        inpainter = inpainter_for_model(as_numpy_model(generator), SPEC.running(meta["model_config"]))
+        summary = summarize(evaluate_pairs(pairs, inpainter, prior=prior))
+        gain, prior_gain = summary["goal"]["psnr_gain_db_10_40"], summary["goal"].get("prior_psnr_gain_db_10_40")
+        return {"step": meta["step"], "train_seconds": round(meta["seconds"], 1), "images": images.name,
+                "masks": masks.name, "pairs": summary["pairs"],
+                "psnr_gain_db_10_40": None if gain is None else round(gain, 3),
+                "prior_psnr_gain_db_10_40": None if prior_gain is None else round(prior_gain, 3),
+                "psnr_gain_db_per_band": {band: round(figures["model"]["psnr"] - figures["telea"]["psnr"], 3)
+                                          for band, figures in summary["bands"].items()}}
+
+    return measure
+
+
+# ----------------------------------------------------------------------------------- `imgan train inpaint`
+
+
 def train_inpaint(*, data: Path, name: str = DEFAULT_WEIGHTS, run_dir: Path | None = None, steps: int = 3000,
                   batch_size: int = 4, crop: int = 128, width: int = 16, fourier_blocks: int = 0,
                   lr: float = 4e-4, loss_weights: dict[str, float] | None = None, vgg_weights: str | None = None,
                   checkpoint_every: int = 100, threads: int | None = None, workers: int = 0, seed: int = 0,
                   resume: bool = False, device: str = "auto", progress: bool = True,
-                  init_from: Path | None = None) -> RunResult:
+                  init_from: Path | None = None, eval_images: Path | None = None, eval_masks: Path | None = None,
+                  eval_limit: int | None = 80, eval_every: int = 200,
+                  on_eval: Callable[[dict], None] | None = None) -> RunResult:
     """Train the inpainting GAN through imgan's loop; returns where the checkpoint is.
 
     `init_from` (a checkpoint, or an exported .onnx with its card) starts the generator of a new
     run from those weights, e.g. to fine-tune the shipped model; the discriminator starts fresh.
-    The run folder is `run_dir`, else $IMGAN_HOME/runs/inpaint-NAME (a plain name: UsageError)."""
+    The run folder is `run_dir`, else $IMGAN_HOME/runs/inpaint-NAME (a plain name: UsageError).
+    With `eval_images` and `eval_masks`, every `eval_every` steps the checkpoint is measured on
+    those dev pairs (checkpoint_measure) into RUN_DIR/eval.jsonl, and passed to `on_eval`."""
+    if (eval_images is None) != (eval_masks is None):
+        raise UsageError("measuring while training needs both --eval-images and --eval-masks")
+    measure = checkpoint_measure(eval_images, eval_masks, eval_limit) if eval_images is not None else None
     check_run_name(name)
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(TASK, name)
     recipe = InpaintRecipe(data, crop=crop, model=InpaintNetConfig(width=width, fourier_blocks=fourier_blocks), loss_weights=loss_weights,
@@ -188,4 +228,7 @@ def train_inpaint(*, data: Path, name: str = DEFAULT_WEIGHTS, run_dir: Path | No
                          checkpoint_every=checkpoint_every, sample_every=max(checkpoint_every, 200), seed=seed,
                          ema_decay=0.995, workers=workers, device=device, threads=threads,
                          init_from=str(init_from) if init_from is not None else None)
-    return fit(recipe, config, resume=resume, progress=progress)
+    if measure is None:
+        return fit(recipe, config, resume=resume, progress=progress)
+    return fit_in_chunks(recipe, config, resume=resume, every=eval_every, measure=measure, progress=progress,
+                         on_eval=on_eval)

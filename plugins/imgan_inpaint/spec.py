@@ -14,6 +14,7 @@ DEFAULT_LOSS_WEIGHTS = {"hole": 1.0, "valid": 0.01, "perceptual": 0.01, "style":
 PAD_MULTIPLE = 4  # the generator's total stride: its sides must be multiples of this
 # What the model card's running group says (written by the export, read by infer.py):
 WORKING_SIZE = 512  # running.inference: the tile edge the model runs on (plus the overlap)
+PRIOR_NAME = "pushpull"  # the shipped push-pull prior (weights/inpaint-pushpull.onnx, model.export_prior)
 MAX_HOLE_RADIUS = 48  # running.inference: thicker holes are filled downscaled
 TILE_OVERLAP = 64  # running.tile_overlap: context around each tile
 

@@ -13,7 +13,6 @@ records its test MSE against training time.
 from __future__ import annotations
 
 import dataclasses
-import time
 from pathlib import Path
 from typing import Callable
 
@@ -24,10 +23,10 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from imgan.errors import TrainingError, UsageError
-from imgan.train.checkpoint import LATEST_NAME, generator_from_checkpoint, load_checkpoint
-from imgan.train.loop import Recipe, RunResult, TrainConfig, fit
+from imgan.train.checkpoint import generator_from_checkpoint
+from imgan.train.loop import Recipe, RunResult, TrainConfig, fit_in_chunks
 from imgan.train.losses import pixel_loss
-from imgan.train.run import append_eval, default_run_dir
+from imgan.train.run import default_run_dir
 
 from . import TASK, camera, mmnist
 from .evaluate import frame_errors
@@ -258,29 +257,6 @@ def measure_checkpoint(checkpoint: Path, sequences: np.ndarray, *, context: int,
             "test_mse_per_horizon": [round(float(value), 2) for value in squared.mean(axis=0)]}
 
 
-def train_in_chunks(recipe: VideoRecipe, config: TrainConfig, *, resume: bool, eval_every: int,
-                    measure: Callable[[Path], dict] | None = None, progress: bool = False,
-                    on_eval: Callable[[dict], None] | None = None) -> RunResult:
-    """`fit` up to config.steps, stopping every `eval_every` steps to append measure(checkpoint) to
-    RUN_DIR/eval.jsonl (and pass it to on_eval). Only the first chunk of a new run starts from
-    config.init_from; the others resume the run."""
-    latest = config.run_dir / LATEST_NAME
-    done = load_checkpoint(latest)["step"] if resume and latest.is_file() else 0
-    result = None
-    while result is None or done < config.steps:
-        target = min(config.steps, (done // eval_every + 1) * eval_every)
-        result = fit(recipe, config, resume=resume or done > 0, progress=progress, pause_at=target)
-        done = result.steps_done
-        if result.interrupted:
-            break
-        if measure is not None:
-            record = {**measure(result.checkpoint), "wall_time": time.strftime("%Y-%m-%dT%H:%M:%S")}
-            append_eval(config.run_dir, record)
-            if on_eval is not None:
-                on_eval(record)
-    return result
-
-
 # --------------------------------------------------------------------------- `imgan train video`
 
 
@@ -335,7 +311,7 @@ def train_video(*, steps: int, videos: Path | None, size: int, gray: bool, mnist
     if videos is None and not natural and eval_sequences > 0:
         held_out = mmnist.fixed_test_set(digits, eval_sequences, length=length)
         measure = lambda checkpoint: measure_checkpoint(checkpoint, held_out, context=context, future=future)  # noqa: E731
-    return train_in_chunks(recipe, config, resume=resume, eval_every=eval_every, measure=measure, progress=progress,
+    return fit_in_chunks(recipe, config, resume=resume, every=eval_every, measure=measure, progress=progress,
                            on_eval=on_eval)
 
 

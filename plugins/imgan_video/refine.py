@@ -37,7 +37,7 @@ from torch.utils.data import Dataset
 from imgan.cards import ModelCard, Running
 from imgan.config import JsonConfig
 from imgan.errors import TrainingError, UsageError
-from imgan.train.checkpoint import generator_from_checkpoint
+from imgan.train.checkpoint import as_numpy_model, generator_from_checkpoint
 from imgan.train.loop import Recipe, RunResult, TrainConfig
 from imgan.train.losses import pixel_loss
 from imgan.train.run import default_run_dir
@@ -290,10 +290,9 @@ def torch_in_betweens(generator: nn.Module) -> Callable[[np.ndarray, np.ndarray,
     """interpolate.InBetweens for a torch refiner: what the ONNX file will do, from a checkpoint."""
     def in_betweens(a: np.ndarray, b: np.ndarray, factor: int) -> list[np.ndarray]:
         inputs, crop = refiner_inputs(a, b, factor, DOWNSCALE)
-        with torch.no_grad():
-            frames = generator(*(torch.from_numpy(array) for array in inputs)).numpy()
-        return refiner_frames(frames, crop)
+        return refiner_frames(model(*inputs), crop)
 
+    model = as_numpy_model(generator)
     return in_betweens
 
 
@@ -340,7 +339,9 @@ def train_refiner(settings: RefinerSettings, *, progress: bool = False,
     """Train the refiner on `videos` and/or camera motion over `photos`; every eval_every steps,
     measure it against the flow method on the held-back frames of the `heldout` clip."""
     from .infer import load_clip
-    from .recipe import data_name, train_in_chunks
+    from imgan.train.loop import fit_in_chunks
+
+    from .recipe import data_name
 
     if settings.videos is None and settings.photos is None:
         raise UsageError("no training footage", hint="pass --videos DIR and/or --photos DIR")
@@ -366,5 +367,5 @@ def train_refiner(settings: RefinerSettings, *, progress: bool = False,
     if settings.heldout is not None:
         held_out = [list(load_clip(settings.heldout, channels=3))]
         measure = lambda checkpoint: measure_checkpoint(checkpoint, held_out)  # noqa: E731
-    return train_in_chunks(recipe, config, resume=settings.resume, eval_every=settings.eval_every, measure=measure,
+    return fit_in_chunks(recipe, config, resume=settings.resume, every=settings.eval_every, measure=measure,
                            progress=progress, on_eval=on_eval)

@@ -415,6 +415,43 @@ def test_resuming_keeps_the_recorded_init_from(tmp_path):
     assert card["provenance"]["init_from"]["step"] == 3 and card["provenance"]["steps"] == 3 + 3
 
 
+def test_training_measures_its_checkpoints_on_dev_pairs_as_eval_inpaint_does(tmp_path):
+    """--eval-images/--eval-masks: every --eval-every steps the checkpoint's net fills the dev pairs
+    through the exported file's Inpainter; the figures equal `imgan eval inpaint` on the export."""
+    from imgan.train.export import export_checkpoint
+    from imgan.train.run import read_eval_log
+    from imgan_inpaint.evaluate import evaluate_inpaint
+    from imgan_inpaint.recipe import train_inpaint
+
+    _, start = exported_start(tmp_path)
+    for index in range(2):
+        save_png(tmp_path / "dev" / f"d{index}.png", gradient_image(48, 64, seed=10 + index))
+    for index, (top, left, side) in enumerate([(8, 8, 12), (10, 20, 24), (4, 4, 30)]):
+        hole = np.zeros((48, 64), np.uint8)
+        hole[top:top + side, left:left + side] = 255
+        save_png(tmp_path / "masks" / f"m{index}.png", hole)
+    seen = []
+    result = train_inpaint(data=tmp_path / "photos", run_dir=tmp_path / "run", steps=4, batch_size=2, crop=32, width=4,
+                           lr=1e-3, checkpoint_every=100, progress=False, init_from=start,
+                           loss_weights={"perceptual": 0.0, "style": 0.0}, eval_images=tmp_path / "dev",
+                           eval_masks=tmp_path / "masks", eval_every=2, on_eval=seen.append)
+    records = read_eval_log(tmp_path / "run")
+    assert [r["step"] for r in records] == [2, 4] and seen == [{**r} for r in records] and result.steps_done == 4
+    assert records[-1]["pairs"] == 3 and records[-1]["masks"] == "masks"
+    exported = export_checkpoint("inpaint", result.checkpoint, tmp_path / "inpaint-dev.onnx").path
+    report = evaluate_inpaint(images=tmp_path / "dev", masks=tmp_path / "masks", weights=str(exported), device="cpu")
+    assert records[-1]["psnr_gain_db_10_40"] == pytest.approx(report["goal"]["psnr_gain_db_10_40"], abs=2e-3)
+    for band, figures in report["bands"].items():
+        gain = figures["model"]["psnr"] - figures["telea"]["psnr"]
+        assert records[-1]["psnr_gain_db_per_band"][band] == pytest.approx(gain, abs=2e-3)
+    with pytest.raises(Exception, match="--eval-masks"):
+        train_inpaint(data=tmp_path / "photos", run_dir=tmp_path / "other", steps=1, eval_images=tmp_path / "dev")
+    with pytest.raises(Exception, match="masks folder not found"):
+        train_inpaint(data=tmp_path / "photos", run_dir=tmp_path / "other", steps=1, eval_images=tmp_path / "dev",
+                      eval_masks=tmp_path / "nowhere")
+    assert not (tmp_path / "other").exists()  # refused before any training
+
+
 def test_train_refuses_a_run_name_that_is_a_path(tmp_path):
     result = run_cli("train", "inpaint", "--data", tmp_path, "--name", "x/../../..", "--steps", "1",
                      env={"IMGAN_HOME": str(tmp_path / "home")})
@@ -530,10 +567,45 @@ def test_eval_command_prints_json_and_writes_a_sheet(tmp_path, tiny_weights):
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["pairs"] == 3 and set(report["bands"]) == {"0-10 %", "10-20 %", "20-30 %"}
-    for method in ("model", "telea", "ns"):
+    for method in ("model", "telea", "ns", "prior"):
         assert 5 < report["bands"]["0-10 %"][method]["psnr"] < 80
+    assert report["goal"]["prior_psnr_gain_db_10_40"] is not None
     sheet = read_image(tmp_path / "sheet.png").rgb
     assert sheet.shape[1] == 4 * inpaint_eval.SHEET_CELL and sheet.shape[0] > 3 * inpaint_eval.SHEET_CELL
+    table = run_cli("eval", "inpaint", "--images", photos, "--masks", masks, "--weights", tiny_weights, "--device", "cpu")
+    assert "the push-pull prior alone" in table.stdout and "the learned refinement adds" in table.stdout
+    for extra in (("--weights", tiny_weights, "--no-prior"), ("--weights", "pushpull")):  # no prior row beside itself
+        bare = json.loads(run_cli("eval", "inpaint", "--images", photos, "--masks", masks, *extra, "--json",
+                                  "--device", "cpu").stdout)
+        assert "prior" not in bare["bands"]["0-10 %"] and "prior_psnr_gain_db_10_40" not in bare["goal"]
+
+
+def test_the_shipped_prior_is_the_nets_own_push_pull_fill(tmp_path):
+    """weights/inpaint-pushpull.onnx is model.export_prior's file: the coarse stage of the net alone
+    (push_pull_fill, then the composite), the same through `imgan inpaint --weights pushpull`."""
+    import torch
+    from imgan.runtime.session import load_model
+    from imgan.weights import resolve_weights
+    from imgan_inpaint.model import InpaintNetConfig, export_prior, push_pull_fill
+
+    shipped = resolve_weights("inpaint", "pushpull")
+    assert shipped.origin == "shipped" and shipped.card.model_config["refine"] is False
+    fresh = export_prior(tmp_path / "inpaint-prior.onnx")
+    config = InpaintNetConfig()
+    image = torch.rand(1, 3, 40, 52, generator=torch.Generator().manual_seed(3))
+    mask = torch.from_numpy(random_mask(40, 52, np.random.default_rng(3)))[None, None].float()
+    want = (image * (1 - mask) + push_pull_fill(image, 1 - mask, config.pyramid_levels, config.relax_iterations) * mask)
+    for path in (shipped.file, fresh.path):
+        got = load_model(path, device="cpu")(image.numpy(), mask.numpy())
+        assert np.abs(got - want.numpy()).max() < 1e-4
+    photo = save_png(tmp_path / "p.png", gradient_image(40, 52, seed=4))
+    hole = np.zeros((40, 52), bool)
+    hole[10:20, 15:30] = True
+    out = run_cli("inpaint", photo, "--mask", save_mask(tmp_path / "m.png", hole), "--weights", "pushpull",
+                  "-o", tmp_path / "o.png")
+    assert out.returncode == 0, out.stderr
+    filled, original = read_image(tmp_path / "o.png").rgb, read_image(photo).rgb
+    assert np.array_equal(filled[~hole], original[~hole]) and np.abs(filled[hole].astype(int) - original[hole]).mean() < 20
 
 
 def test_shipped_model_beats_telea_on_unseen_photos(shared_assets):
