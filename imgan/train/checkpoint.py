@@ -185,7 +185,7 @@ def warm_start(start: str | Path, generator: nn.Module, *, task: str, spec: "Mod
     partial = theirs is not None and _differ_only_in(ours, theirs, spec.transferable_keys)
     if theirs != ours and not partial:
         raise TrainingError("the weights to start from have a different model", path=start,
-                            hint=f"train with their settings: {_as_json(theirs)}" if theirs is not None
+                            hint=f"train with their settings: {_differences(theirs, ours)}" if theirs is not None
                             else f"start from {task} weights")
     from imgan.cards import portable_path
 
@@ -203,6 +203,16 @@ def warm_start(start: str | Path, generator: nn.Module, *, task: str, spec: "Mod
     if partial:
         return {**started, "partial": sorted(_load_matching(generator, source.state_dict()))}
     return started
+
+
+def _differences(theirs: Any, ours: Any, prefix: str = "") -> str:
+    """The settings where two architectures differ, the start's value first: "blocks 16 (here 8), ...";
+    nested settings by their dotted path."""
+    if isinstance(theirs, dict) and isinstance(ours, dict):
+        parts = [_differences(theirs.get(key), ours.get(key), f"{prefix}{key}.")
+                 for key in [*theirs, *(key for key in ours if key not in theirs)] if theirs.get(key) != ours.get(key)]
+        return ", ".join(part for part in parts if part)
+    return f"{prefix.rstrip('.')} {_as_json(theirs)} (here {_as_json(ours)})"
 
 
 def _differ_only_in(ours: Any, theirs: Any, keys: tuple[str, ...]) -> bool:

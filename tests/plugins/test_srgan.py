@@ -4,6 +4,7 @@ shipped weights) that the PSNR model really beats bicubic on Set5."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -386,9 +387,11 @@ def test_srgan_stage_starts_from_srresnet_with_perceptual_and_adversarial_terms(
     assert recipe["perceptual"]["layers"] == ["relu2_2"]
     assert recipe["init_from"]["step"] == 2
     assert second.steps_done == 1 and start["step"] == 2
-    with pytest.raises(Exception, match="different model"):
+    with pytest.raises(Exception, match="different model") as refused:
         tiny_train(tmp_path / "other", tiny_photos, stage="srgan", steps=1, init_from=first.checkpoint,
                    channels=8, vgg_weights=str(VGG_FILE), eval_data=None)
+    # the hint names only what differs, the start's value first
+    assert re.fullmatch(r"train with their settings: (generator\.)?channels \d+ \(here 8\)", refused.value.hint)
 
 
 def test_a_new_upsampler_starts_on_a_trained_body(tiny_photos, tmp_path):
