@@ -294,11 +294,17 @@ def finish_card(card: ModelCard, context: dict) -> ModelCard:
         licence="MIT (code); weights trained on BSDS500 train photos (research use)")
 
 
+def architecture(model_config: Mapping[str, Any]) -> dict[str, Any]:
+    """The model_config with every default filled in: a card written before a setting existed
+    (e.g. `refine`) is the same net as one that states the default."""
+    return InpaintNetConfig.from_dict(dict(model_config)).to_dict()
+
+
 # Sides multiples of PAD_MULTIPLE: the traced example, then the parity check at another shape.
 # New Fourier blocks on a trained net: every other tensor carries over (the blocks start as the identity).
 SPEC = ModelSpec(build=build_generator, example_inputs=example_inputs, running=running, exportable=CompositeOnly,
                  input_names=("image", "mask"), output_names=("output",), export_sizes=((96, 128), (68, 52)),
-                 transferable_keys=("fourier_blocks",), finish_card=finish_card)
+                 transferable_keys=("fourier_blocks",), architecture=architecture, finish_card=finish_card)
 
 
 if __name__ == "__main__":  # python -m imgan_inpaint.model OUTPUT.onnx: (re)make the shipped prior

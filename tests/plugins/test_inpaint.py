@@ -354,6 +354,11 @@ def test_training_starts_from_exported_weights_and_refuses_another_model(tmp_pat
     assert card["provenance"]["init_from"]["step"] == 3 and card["provenance"]["seconds"] >= 1
     with pytest.raises(Exception, match="different model"):
         train_inpaint(run_dir=tmp_path / "other", init_from=start, **{**options, "width": 8})
+    card_path = start.with_suffix(".json")  # a card from before `refine` existed is the same net
+    old_card = json.loads(card_path.read_text())
+    del old_card["model_config"]["refine"]
+    card_path.write_text(json.dumps(old_card))
+    assert train_inpaint(run_dir=tmp_path / "old-card", init_from=start, **options).steps_done == 1
 
 
 def test_fourier_blocks_see_the_whole_picture_export_and_start_on_a_v1_net(tmp_path):
