@@ -146,10 +146,17 @@ def chosen_weights(names: Sequence[str] | None, scale: int) -> list[Weights]:
     return found
 
 
-def method_name(weights: Weights, scale: int, ensembled: bool) -> str:
-    """A row's name: the weights', "NAME ×4→×2" when a larger scale is reduced, "+tta" when ensembled."""
+def weights_labels(entries: Sequence[Weights]) -> list[str]:
+    """Each entry's name, or for a name given twice (a new export beside the installed model it
+    replaces) the file's, so every row is its own."""
+    names = [entry.name for entry in entries]
+    return [entry.file.name if names.count(entry.name) > 1 else entry.name for entry in entries]
+
+
+def method_name(weights: Weights, scale: int, ensembled: bool, label: str | None = None) -> str:
+    """A row's name: the weights' (or `label`), "NAME ×4→×2" when a larger scale is reduced, "+tta" when ensembled."""
     reduced = f" ×{weights.scale}→×{scale}" if weights.scale != scale else ""
-    return weights.name + reduced + (TTA_SUFFIX if ensembled else "")
+    return (label or weights.name) + reduced + (TTA_SUFFIX if ensembled else "")
 
 
 def evaluate_folder(data: str | os.PathLike, weights: Sequence[str] | None = None, *, scale: int = 4,
@@ -160,10 +167,11 @@ def evaluate_folder(data: str | os.PathLike, weights: Sequence[str] | None = Non
     entries = chosen_weights(weights, scale)  # a wrong name fails before any image is read
     images = load_eval_set(data, scale, degrade=degrade)
     methods = [evaluate_method(BICUBIC, lambda lr: bicubic_upscale(lr, scale), images, scale)]
-    for entry in entries:
+    labels = weights_labels(entries)
+    for entry, label in zip(entries, labels):
         for ensembled in (False, True) if tta else (False,):
             upscale = model_upscaler(entry, scale=scale, device=device, threads=threads, tta=ensembled)
-            methods.append(evaluate_method(method_name(entry, scale, ensembled), upscale, images, scale,
+            methods.append(evaluate_method(method_name(entry, scale, ensembled, label), upscale, images, scale,
                                            weights=entry, ensembled=ensembled))
     return EvalReport(Path(data), scale, images, methods, degrade)
 

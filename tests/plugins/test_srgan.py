@@ -286,6 +286,22 @@ def test_eval_degrade_all_prints_the_three_protocols_in_order(exported_tiny, tmp
     assert run_cli("eval", "sr", "--data", str(tmp_path / "hr"), "--degrade", "phone").returncode == 2
 
 
+def test_eval_names_two_weights_of_one_name_by_their_files(exported_tiny, tmp_path):
+    """A new export measured beside the model of the same name it would replace: two rows, not one."""
+    import shutil
+
+    report, _ = exported_tiny
+    copy = tmp_path / "candidate.onnx"
+    shutil.copy(report.path, copy)
+    card = json.loads(report.card_path.read_text())
+    copy.with_suffix(".json").write_text(json.dumps({**card, "file": copy.name}))
+    save_png(tmp_path / "hr" / "p0.png", gradient_image(64, 72, seed=3))
+    result = run_cli("eval", "sr", "--data", str(tmp_path / "hr"), "--weights", str(report.path), "--weights", str(copy),
+                     "--json", "--device", "cpu")
+    assert result.returncode == 0, result.stderr
+    assert list(json.loads(result.stdout)["methods"]) == ["bicubic", report.path.name, "candidate.onnx"]
+
+
 def test_eval_card_metrics_store_each_protocols_figures_in_the_models_card(exported_tiny, tmp_path):
     import shutil
 
