@@ -242,6 +242,27 @@ def render_report(report, *, json: bool = False) -> None:
         raise typer.Exit(1)
 
 
+def start_options(ctx: typer.Context, init_from: Path | None, options_of_start: Callable[[dict], dict[str, Any]],
+                  *, resume: bool = False) -> dict[str, Any]:
+    """The model options a `train` command line left at their defaults, set to those of its --init-from start.
+
+    So `imgan train sr --init-from weights/sr-srresnet-x4.onnx` fine-tunes that model as it is,
+    without the user repeating its width and depth. `options_of_start` maps the start's model_config
+    to the command's option names and values. An option typed on the command line wins (warm_start
+    then loads what fits, or refuses naming the difference); a resumed run keeps its own settings.
+    """
+    if init_from is None or resume:
+        return {}
+    from imgan.train.checkpoint import start_state
+
+    def left_out(name: str) -> bool:  # by name: typer ships its own copy of click's ParameterSource
+        source = ctx.get_parameter_source(name)
+        return source is None or source.name in ("DEFAULT", "DEFAULT_MAP")
+
+    return {name: value for name, value in options_of_start(start_state(init_from)["model_config"]).items()
+            if left_out(name)}
+
+
 def render_run_result(result, *, task: str, output: str) -> None:
     """After `imgan train TASK`: where the run stopped and the command that exports it."""
     state = "interrupted at" if result.interrupted else "reached"

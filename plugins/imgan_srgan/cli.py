@@ -10,7 +10,8 @@ from typing import Annotated, Optional
 import typer
 
 from imgan.cli_support import (CheckpointEveryOpt, DeviceOpt, InitFromOpt, JsonOpt, ResumeOpt, RunDirOpt, SeedOpt,
-                               ThreadsOpt, VggWeightsOpt, WorkersOpt, print_json, render_run_result, stderr, stdout)
+                               ThreadsOpt, VggWeightsOpt, WorkersOpt, print_json, render_run_result, start_options, stderr,
+                               stdout)
 
 from . import TASK
 from .spec import DEFAULT_MODEL, TrainSettings, model_of, weights_name
@@ -25,6 +26,7 @@ def verb_options(
 
 
 def train(
+    ctx: typer.Context,
     stage: Annotated[str, typer.Option(help="srresnet (pixel loss, the PSNR model) or srgan (perceptual + adversarial, starts from srresnet).")] = "srresnet",
     data: Annotated[Path, typer.Option(help="Folder of training photos (HR); random crops are taken.")] = Path("photos"),
     scale: Annotated[int, typer.Option(help="4, or 2: a true ×2 model (one upsampling stage); its default run folder is $IMGAN_HOME/runs/sr-STAGE-x2.")] = 4,
@@ -62,13 +64,21 @@ def train(
     """Train the ×4 (or ×2) SRResNet (stage srresnet) or SRGAN (stage srgan) through imgan's training loop.
 
     Without --init-from, srgan starts from the srresnet run's latest.pt ($IMGAN_HOME/runs/sr-srresnet).
+    With --init-from, the model options not given are the start's.
     """
-    settings = TrainSettings(**locals())
+    options = {name: value for name, value in locals().items() if name != "ctx"}
+    settings = TrainSettings(**{**options, **start_options(ctx, init_from, generator_options, resume=resume)})
     from .recipe import train_sr
 
     result = train_sr(settings)
     render_run_result(result, task=TASK,
                       output=f"{TASK}-{weights_name(model_of(settings.stage, settings.degrade), settings.scale)}.onnx")
+
+
+def generator_options(model_config: dict) -> dict:
+    """`imgan train sr`'s model options as a start's model_config has them (scale stays the command's)."""
+    generator = model_config.get("generator", {})
+    return {key: generator[key] for key in ("channels", "blocks", "batch_norm", "tail_kernel", "upsample") if key in generator}
 
 
 def evaluate(

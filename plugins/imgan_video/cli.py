@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 import typer
 
 from imgan.cli_support import (DeviceOpt, InitFromOpt, JsonOpt, ResumeOpt, RunDirOpt, SeedOpt, StepProgress,
-                               ThreadsOpt, WeightsOpt, print_json, render_run_result, stderr, stdout)
+                               ThreadsOpt, WeightsOpt, print_json, render_run_result, start_options, stderr, stdout)
 
 from . import TASK
 from .spec import (CLIPS_NAME, DEFAULT_CONTEXT, DEFAULT_FUTURE, DEFAULT_WEIGHTS, INTERP_NAME, INTERP_TASK,
@@ -113,6 +113,7 @@ def interpolate(
 
 
 def train(
+    ctx: typer.Context,
     steps: Annotated[int, typer.Option(min=1, help="Total generator steps (also when resuming).")] = 3000,
     videos: Annotated[Optional[Path], typer.Option(help="Train on the clips in this folder instead of Moving MNIST.")] = None,
     size: Annotated[int, typer.Option(min=8, help="--videos: frames are centre-cropped and resized to SIZE x SIZE (a multiple of 4); natural footage: random SIZE x SIZE crops.")] = 64,
@@ -149,12 +150,28 @@ def train(
     device: DeviceOpt = "auto",
     seed: SeedOpt = 0,
 ) -> None:
-    """Train the ConvLSTM frame predictor on Moving MNIST (default) or on your clips (--videos DIR)."""
-    options = dict(locals())  # exactly the parameters: nothing is defined before this line
+    """Train the ConvLSTM frame predictor on Moving MNIST (default) or on your clips (--videos DIR).
+
+    With --init-from, the model options not given are the start's."""
+    options = {name: value for name, value in locals().items() if name != "ctx"}  # exactly the parameters
     from .recipe import train_video
 
+    options.update(start_options(ctx, init_from, predictor_options, resume=resume))
     result = train_video(**options, progress=stderr.is_terminal, on_eval=_print_eval)
     render_run_result(result, task=TASK, output=f"{TASK}-NAME.onnx --name NAME")
+
+
+def predictor_options(model_config: dict) -> dict:
+    """`imgan train video`'s model options as a start's model_config has them."""
+    def joined(values: list[int]) -> str:
+        return ",".join(str(value) for value in values)
+
+    convert = {"hidden": joined, "widths": joined, "kernel": int, "motion_kernel": int, "draw_new": bool,
+               "frame_difference": bool}
+    options = {key: convert[key](model_config[key]) for key in convert if key in model_config}
+    if "channels" in model_config:
+        options["gray"] = model_config["channels"] == 1
+    return options
 
 
 def train_interp(

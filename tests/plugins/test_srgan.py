@@ -485,6 +485,22 @@ def test_a_run_can_start_from_exported_onnx_weights(tiny_photos, tmp_path):
         initial_generator(exported, {"generator": {**model_config["generator"], "channels": 8}})
 
 
+def test_train_init_from_takes_the_start_model_options_the_command_line_leaves_out(tiny_photos, tmp_path):
+    """`imgan train sr --init-from W.onnx` fine-tunes W's own model (its width and depth, not the
+    command's defaults); an option typed on the command line still wins and is refused if W cannot load."""
+    first = tiny_train(tmp_path / "a", tiny_photos, eval_data=None, channels=4, blocks=2, upsample="nearest")
+    exported = export_checkpoint(TASK, first.checkpoint, tmp_path / "w" / "sr-a.onnx").path
+    common = ("train", "sr", "--data", tiny_photos / "train", "--init-from", exported, "--steps", "1",
+              "--batch-size", "2", "--crop", "16", "--device", "cpu", "--threads", "1")
+    tuned = run_cli(*common, "--run-dir", tmp_path / "b")
+    assert tuned.returncode == 0, tuned.stderr
+    generator = run_recipe(tmp_path / "b")["generator"]
+    assert (generator["channels"], generator["blocks"], generator["upsample"]) == (4, 2, "nearest")
+    refused = run_cli(*common, "--run-dir", tmp_path / "c", "--channels", "8")
+    assert refused.returncode != 0 and "different model" in refused.stderr
+    assert "channels 4 (here 8)" in refused.stderr and "Traceback" not in refused.stderr
+
+
 # ------------------------------------------------------------------------------------------ shipped weights
 
 

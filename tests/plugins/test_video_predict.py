@@ -344,6 +344,21 @@ def test_training_can_start_from_the_exported_onnx(trained, tmp_path):
         train_video(steps=1, run_dir=tmp_path / "other", init_from=onnx_path, **{**options, "hidden": "8,8"})
 
 
+def test_train_init_from_takes_the_start_model_options_the_command_line_leaves_out(trained, tmp_path):
+    """`imgan train video --init-from W.onnx` without --hidden/--widths fine-tunes W's own layers."""
+    from imgan.train.run import read_run
+
+    _, shipped, mnist_file = trained
+    common = ("train", "video", "--mnist", mnist_file, "--init-from", shipped, "--steps", "1", "--context", "3",
+              "--future", "3", "--batch-size", "2", "--eval-sequences", "0", "--device", "cpu", "--threads", "1")
+    tuned = run_cli(*common, "--run-dir", tmp_path / "tuned")
+    assert tuned.returncode == 0, tuned.stderr
+    model = read_run(tmp_path / "tuned")["model_config"]
+    assert (model["hidden"], model["widths"]) == ([8, 6], [4, 8])
+    refused = run_cli(*common, "--run-dir", tmp_path / "refused", "--hidden", "8,8")
+    assert refused.returncode != 0 and "different model" in refused.stderr
+
+
 def test_onnx_single_step_rollout_equals_pytorch_rollout(trained):
     from imgan.train.checkpoint import generator_from_checkpoint
 
