@@ -304,7 +304,9 @@ def test_ctrl_c_stops_the_batch_with_the_summary_so_far(tmp_path):
 
 def test_sigint_on_the_cli_prints_interrupted_after_n_of_m_and_exits_130(tmp_path):
     folder = tmp_path / "in"
-    for name, size in (("0.png", 8), ("1.png", 1500), ("2.png", 8)):  # the signal lands while 1.png runs
+    # the signal lands while 1.png runs: large enough (a 25 MP result to encode) that a busy machine's
+    # scheduling delays of the test itself cannot let it finish first (CI once saw "3 done" at 1500 px)
+    for name, size in (("0.png", 8), ("1.png", 2500), ("2.png", 8)):
         save_png(folder / name, gradient_image(size, size))
     out = tmp_path / "out"
     process = subprocess.Popen([sys.executable, "-m", "imgan", "bicubic", str(folder), "-o", str(out), "--device", "cpu"],
