@@ -147,11 +147,11 @@ def start_state(path: str | Path) -> dict[str, Any]:
     Shipped weights are ONNX files; a user who wants to fine-tune one (or a later session whose
     run folders are gone) has no checkpoint. torch.onnx names the initializers after the state
     dict's keys, so the weights come back by name (see weights_from_onnx). Returned like a
-    checkpoint's metadata (task, model_config, step, seconds) plus ``onnx`` for an ONNX start.
+    checkpoint's metadata (task, model_config, step, seconds: for a checkpoint, with its own start's totals)
     """
     path = Path(path)
     if path.suffix.lower() != ".onnx":
-        return load_checkpoint(path)
+        return _with_lineage(load_checkpoint(path))
     from imgan.cards import card_path_for, read_card
 
     card_path = card_path_for(path)
@@ -161,6 +161,20 @@ def start_state(path: str | Path) -> dict[str, Any]:
     card = read_card(card_path)
     return {"task": card.task, "model_config": dict(card.model_config), "onnx": path,
             "step": card.provenance.steps, "seconds": card.provenance.seconds, "licence": card.licence}
+
+
+def _with_lineage(state: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint's step and seconds with those of the weights its own run started from (its
+    "init_from"), and that start's licence: a fine-tune of a fine-tune's checkpoint counts the whole
+    lineage, as a start from the exported file (whose card has the totals) would."""
+    prior = state.get("init_from") or {}
+    if not prior:
+        return state
+    lineage = {"step": int(state["step"]) + int(prior.get("step", 0)),
+               "seconds": float(state["seconds"]) + float(prior.get("seconds", 0.0))}
+    if prior.get("licence"):
+        lineage["licence"] = prior["licence"]
+    return {**state, **lineage}
 
 
 def starting_weights(state: dict[str, Any], module: nn.Module) -> dict[str, torch.Tensor]:

@@ -393,6 +393,7 @@ def _start_run(recipe: Recipe, config: TrainConfig, cluster: _Cluster, device: t
     parts = _build_parts(recipe, config, device, amp, start=start, model_config=model_config)
     run = _Run(recipe, config, cluster, amp, model_config, parts, at=_Position())
     if checkpoint is not None:
+        parts.started_from = checkpoint.get("init_from")  # a resumed run keeps its lineage
         run.at = _restore(parts, checkpoint, config, config.run_dir / LATEST_NAME)
         run.history, run.saved_step = list(checkpoint["history"]), run.at.step
     _wrap_for_ddp(parts, cluster, device)
@@ -652,6 +653,9 @@ def _checkpoint_state(task, model_config, config, parts: _Parts, at: _Position, 
         "scaler_g": state_of(parts.scaler_g),
         "scaler_d": state_of(parts.scaler_d),
         "history": list(history),
+        # What the run started from, with that start's own totals: a run started from this checkpoint
+        # counts the whole lineage (start_state), not only this run's steps.
+        "init_from": parts.started_from,
     }
 
 

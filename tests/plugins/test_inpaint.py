@@ -361,6 +361,26 @@ def test_training_starts_from_exported_weights_and_refuses_another_model(tmp_pat
     assert train_inpaint(run_dir=tmp_path / "old-card", init_from=start, **options).steps_done == 1
 
 
+def test_a_start_from_a_fine_tunes_checkpoint_counts_the_whole_lineage(tmp_path):
+    """Shipped weights (3 steps) -> a fine-tune (2 steps, interrupted after 1 and resumed) -> a second
+    fine-tune from the first one's *checkpoint* (1 step): the second's card counts 3 + 2 + 1 steps and
+    carries the licence of the shipped weights, as a start from the first fine-tune's export would."""
+    from imgan.train.export import export_checkpoint
+    from imgan_inpaint.recipe import train_inpaint
+
+    _, start = exported_start(tmp_path)
+    options = dict(data=tmp_path / "photos", batch_size=2, crop=32, width=4, lr=1e-12, checkpoint_every=1, progress=False,
+                   loss_weights={"perceptual": 0.0, "style": 0.0})
+    train_inpaint(run_dir=tmp_path / "first", init_from=start, steps=1, **options)
+    first = train_inpaint(run_dir=tmp_path / "first", steps=2, resume=True, **options)
+    second = train_inpaint(run_dir=tmp_path / "second", init_from=first.checkpoint, steps=1, **options)
+    shipped = json.loads(start.with_suffix(".json").read_text())
+    card = json.loads(export_checkpoint("inpaint", second.checkpoint, tmp_path / "inpaint-second.onnx").card_path.read_text())
+    assert card["provenance"]["init_from"]["step"] == 3 + 2 and card["provenance"]["steps"] == 3 + 2 + 1
+    assert card["provenance"]["seconds"] > shipped["provenance"]["seconds"]
+    assert shipped["licence"] and shipped["licence"] in card["licence"]
+
+
 def test_fourier_blocks_see_the_whole_picture_export_and_start_on_a_v1_net(tmp_path):
     """--fourier-blocks: one spectral block makes every output pixel depend on every input pixel (a
     dilated stack does not), it exports with parity (the matmul DFT), and new blocks on --init-from
