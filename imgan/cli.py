@@ -145,11 +145,11 @@ def weights_path(name: Annotated[str, typer.Argument(help="TASK/NAME, or NAME if
 
 
 def export_command(task: Annotated[str, typer.Argument(help="Task name, e.g. style, sr.")],
-                   checkpoint: Annotated[Path, typer.Argument(help="Checkpoint file (a run's latest.pt).")],
+                   checkpoint: Annotated[Path, typer.Argument(help="Checkpoint file (a run's latest.pt), or an exported .onnx (+ card) to write again with this version's graph.")],
                    output: Annotated[Path, typer.Option("--output", "-o", help="The .onnx file to write.")],
                    name: Annotated[Optional[str], typer.Option(help="Weights name for the model card (default: from the file name).")] = None,
                    fp16: Annotated[bool, typer.Option("--fp16", help="Also write a float16 copy (for CUDA), parity-checked.")] = False,
-                   version: Annotated[int, typer.Option(min=1, help="The weights' version in the model card (retrained weights: the next one).")] = 1,
+                   version: Annotated[Optional[int], typer.Option(min=1, help="The weights' version in the model card (retrained weights: the next one; default 1, or the .onnx card's).")] = None,
                    overwrite: Annotated[bool, typer.Option("--overwrite")] = False) -> None:
     """Export a trained checkpoint to ONNX, check ORT/PyTorch parity and write its model card."""
     from .errors import OutputError

@@ -6,6 +6,7 @@ comparison on every given input size passed, so a bad export never reaches the c
 from __future__ import annotations
 
 import copy
+import dataclasses
 import heapq
 import os
 import warnings
@@ -221,12 +222,14 @@ def _sort_nodes_topologically(graph: onnx.GraphProto) -> None:
 
 
 def export_checkpoint(task: str, checkpoint: str | os.PathLike, output: str | os.PathLike, *,
-                      name: str | None = None, version: int = 1, licence: str = "", description: str = "",
+                      name: str | None = None, version: int | None = None, licence: str = "", description: str = "",
                       fp16: bool = False) -> ExportReport:
     """The one export of a trained run: checkpoint (+ its run.json) -> ONNX + parity + model card.
 
     The generator is rebuilt from the checkpoint's model_config through the task's ModelSpec; the
-    card's provenance comes from run.json beside the checkpoint and the checkpoint itself.
+    card's provenance comes from run.json beside the checkpoint and the checkpoint itself. An
+    exported .onnx (+ card) in place of the checkpoint is written again with this code's graph
+    (see reexport). version: the card's (default 1).
     """
     from .checkpoint import generator_from_checkpoint
     from .run import read_run
@@ -234,6 +237,8 @@ def export_checkpoint(task: str, checkpoint: str | os.PathLike, output: str | os
 
     spec = spec_of_task(task)
     checkpoint, output = Path(checkpoint), Path(output)
+    if checkpoint.suffix.lower() == ".onnx":
+        return reexport(task, checkpoint, output, name=name, version=version, fp16=fp16)
     generator, meta = generator_from_checkpoint(checkpoint, spec.build)
     if meta.get("task") != task:
         raise UsageError(f"{checkpoint} is a {meta.get('task')!r} checkpoint, not {task!r}",
@@ -241,23 +246,65 @@ def export_checkpoint(task: str, checkpoint: str | os.PathLike, output: str | os
     model_config = meta["model_config"]
     run = read_run(checkpoint.parent)
     card = ModelCard(task=task, name=name or _name_from_file(output, task), file=output.name, sha256="-",
-                     version=version, licence=licence, description=description,
+                     version=version or 1, licence=licence, description=description,
                      running=spec.running(model_config), model_config=model_config,
                      provenance=provenance_of(run, meta))
     context = {"onnx": output, "run": run, "checkpoint": meta, "run_dir": checkpoint.parent}
     if spec.finish_card is not None:
         card = spec.finish_card(card, context)
     card = with_start_licence(card, run.get("init_from"))
-    sizes = spec.export_sizes
-    input_names, output_names = spec.names(model_config)
-    report = export_onnx(spec.exportable(generator), spec.example_inputs(model_config, *sizes[0]), output,
-                         input_names=input_names, output_names=output_names,
-                         dynamic_axes=spec.dynamic_axes(model_config) if spec.dynamic_axes else None,
-                         parity_inputs=[spec.example_inputs(model_config, *size) for size in sizes[1:]],
-                         card=card, fp16=fp16)
+    report = _export_generator(spec, generator, model_config, output, card, fp16)
     if spec.after_export is not None:
         spec.after_export(report, context)
     return report
+
+
+def reexport(task: str, source: Path, output: Path, *, name: str | None = None, version: int | None = None,
+             fp16: bool = False) -> ExportReport:
+    """An exported file written again with this code's graph (e.g. a model that gained an output),
+    from the same weights: they are read back from ``source`` and proven against it (ONNX Runtime
+    parity on the outputs both graphs have), and the card keeps everything it said (provenance,
+    metrics, licence, version) but its file, sha256, running group and export record. Files the card
+    names beside the .onnx (a thumbnail) are copied along when ``output`` lies elsewhere."""
+    import shutil
+
+    from ..cards import read_card
+    from .checkpoint import start_state, starting_weights
+    from .parity import check_onnx_parity
+    from .spec import spec_of_task
+
+    spec = spec_of_task(task)
+    state = start_state(source)
+    if state.get("task") != task:
+        raise UsageError(f"{source} holds {state.get('task')!r} weights, not {task!r}",
+                         hint=f"export it with `imgan export {state.get('task')} ...`")
+    model_config = dict(state["model_config"])
+    generator = spec.build(model_config)
+    generator.load_state_dict(starting_weights(state, generator))
+    check_onnx_parity(spec.exportable(generator), source, spec.parity_inputs(model_config))
+    card = read_card(card_path_for(source))
+    fresh = spec.running(model_config)
+    kept = {**fresh.inference, **card.running.inference}  # what the first export added (a thumbnail) stays
+    card = card.replace(name=name or card.name, version=version or card.version,
+                        running=dataclasses.replace(fresh, inference=kept))
+    for value in kept.values():
+        beside = source.parent / str(value)
+        if isinstance(value, str) and beside.is_file() and beside.parent.resolve() != output.parent.resolve():
+            output.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(beside, output.parent / beside.name)
+    return _export_generator(spec, generator.eval(), model_config, output, card, fp16)
+
+
+def _export_generator(spec, generator: nn.Module, model_config: Mapping[str, Any], output: Path,
+                      card: ModelCard, fp16: bool) -> ExportReport:
+    """export_onnx as the task's ModelSpec says: its exportable module, names, axes and sizes."""
+    sizes = spec.export_sizes
+    input_names, output_names = spec.names(model_config)
+    return export_onnx(spec.exportable(generator), spec.example_inputs(model_config, *sizes[0]), output,
+                       input_names=input_names, output_names=output_names,
+                       dynamic_axes=spec.dynamic_axes(model_config) if spec.dynamic_axes else None,
+                       parity_inputs=[spec.example_inputs(model_config, *size) for size in sizes[1:]],
+                       card=card, fp16=fp16)
 
 
 def with_start_licence(card: ModelCard, init_from: Mapping[str, Any] | None) -> ModelCard:

@@ -28,11 +28,14 @@ from imgan.weights import Weights, resolve_weights, weights_for_task
 from .spec import (DEFAULT_OPTIMISATION_SIZE, DEFAULT_REFERENCE_SIZE, DEFAULT_SIZE, DEFAULT_STYLE,
                    DEFAULT_UNIVERSAL_SIZE, LEVELS, MULTIPLE, TASK, THUMBNAIL_SIDE, WHOLE_PASS_PIXELS, check_method,
                    check_strength)
+from .universal_infer import pad_to
 
 if TYPE_CHECKING:
     from .style_stats import PaintingStyle
 
 COMPARE_HEIGHT = 480
+OWN_REFERENCE_OUTPUT = "styled_reference"
+PROBE_SIDE = 16  # the probe input's side: the smallest the net's reflection pads take at 1/4 resolution, and more
 
 # (H, W, 3) float32 in [0, 1] -> same shape; may report sub-steps (tiles, optimisation steps)
 Stylise = Callable[[np.ndarray, "Progress | None", bool], np.ndarray]
@@ -94,9 +97,13 @@ def working_size(height: int, width: int, size: int | None, default_size: int = 
 
 def reference_of(rgb: np.ndarray, reference_size: int) -> np.ndarray:
     """(H, W, 3) -> (1, 3, h, w) float32: the whole image, longest side at most reference_size,
-    sides rounded to multiples of 4 (the net's stride grid)."""
+    sides rounded to multiples of 4 (the net's stride grid). An image no larger than that is its own
+    reference: reflect-padded to multiples of 4, as the one-pass run pads it, so tiles of it are
+    normalised exactly as the one-stream pass (fast_stylise) normalises the whole."""
     height, width = rgb.shape[:2]
-    factor = min(1.0, reference_size / max(height, width))
+    if max(height, width) <= reference_size:
+        return pad_to(rgb, MULTIPLE)
+    factor = reference_size / max(height, width)
     size = tuple(max(MULTIPLE, int(round(side * factor / MULTIPLE)) * MULTIPLE) for side in (width, height))
     small = resize_plane(np.ascontiguousarray(rgb, dtype=np.float32), size)  # (h, w, 3)
     return np.ascontiguousarray(small.transpose(2, 0, 1)[None])
@@ -200,9 +207,17 @@ def fast_stylise(model: Callable[..., np.ndarray], weights: Weights, *, tile: in
     would only add overlap. Bigger ones, or any given `tile`, are tiled with the card's overlap.
     """
 
+    one_stream = _own_reference_model(model)
+
     def stylise(rgb: np.ndarray, progress: Progress | None, is_frame: bool) -> np.ndarray:
+        smoothed = smoother is not None and is_frame  # a video's reference is an average: not the frame
+        whole = tile is None and rgb.shape[0] * rgb.shape[1] <= WHOLE_PASS_PIXELS
+        if one_stream is not None and whole and not smoothed and max(rgb.shape[:2]) <= reference_size:
+            if smoother is not None:
+                smoother.reset()
+            return run_model(one_stream, rgb, weights.running, whole_pass_pixels=WHOLE_PASS_PIXELS, progress=progress)
         reference = reference_of(rgb, reference_size)  # (1, 3, h, w)
-        if smoother is not None and is_frame:
+        if smoothed:
             reference = smoother.update(reference)
         elif smoother is not None:
             smoother.reset()  # a still picture ends any video's average
@@ -210,6 +225,18 @@ def fast_stylise(model: Callable[..., np.ndarray], weights: Weights, *, tile: in
                          constants=(reference,), progress=progress)
 
     return stylise
+
+
+def _own_reference_model(model: Callable[..., np.ndarray]) -> Callable[[np.ndarray], np.ndarray] | None:
+    """The net on a picture that is its own reference, in one stream: the picture fed as the
+    reference beside a tiny probe input, its "styled_reference" output read (the same result as
+    feeding it as both, at half the work). None for a file exported before that output existed."""
+    names = list(getattr(model, "output_names", ()))
+    if OWN_REFERENCE_OUTPUT not in names:
+        return None
+    index = names.index(OWN_REFERENCE_OUTPUT)
+    probe = np.zeros((1, 3, PROBE_SIDE, PROBE_SIDE), dtype=np.float32)
+    return lambda batch: model.run(probe, batch)[index]
 
 
 class StyleTransform:

@@ -153,21 +153,29 @@ class StyleNet(nn.Module):
         )
 
     def forward(self, image: Tensor, reference: Tensor | None = None) -> Tensor:
+        return self.both_streams(image, reference)[0]
+
+    def both_streams(self, image: Tensor, reference: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        """(the image styled, the reference styled): the reference stream is normalised by its own
+        statistics, so its output is the net run on the reference alone, with plain instance norm."""
         x, ref = image, reference
         for layer in self.layers:
             x, ref = layer(x, ref)
-        return torch.sigmoid(x)
+        return torch.sigmoid(x), None if ref is None else torch.sigmoid(ref)
 
 
 class StyleNetWithReference(nn.Module):
-    """The exported signature: both inputs required (ONNX inputs "input" and "reference")."""
+    """The exported signature: both inputs required (ONNX inputs "input" and "reference"), two
+    outputs: "output" (the image or tile) and "styled_reference". A picture no larger than the
+    reference is its own reference; the runtime then feeds it as the reference beside a tiny
+    input and reads "styled_reference": one stream instead of two, half the work."""
 
     def __init__(self, net: StyleNet):
         super().__init__()
         self.net = net
 
-    def forward(self, image: Tensor, reference: Tensor) -> Tensor:
-        return self.net(image, reference)
+    def forward(self, image: Tensor, reference: Tensor) -> tuple[Tensor, Tensor]:
+        return self.net.both_streams(image, reference)
 
 
 def build_style_net(model_config: Mapping[str, Any]) -> StyleNet:
@@ -215,7 +223,9 @@ def running(model_config: Mapping[str, Any]) -> Running:
         inputs={"input": "NCHW float32 RGB in [0, 1]: the image or tiles of it, sides multiples of 4",
                 "reference": "1x3xhxw float32 RGB in [0, 1]: the whole image, small; its statistics normalise "
                              "every tile"},
-        outputs={"output": "NCHW float32 RGB in [0, 1]"},
+        outputs={"output": "NCHW float32 RGB in [0, 1]",
+                 "styled_reference": "1x3xhxw float32 RGB in [0, 1]: the reference styled by its own statistics "
+                                     "(a picture no larger than the reference: the result in one stream)"},
         inference={"style_image": Path(painting).name} if painting else {},
     )
 
@@ -273,4 +283,5 @@ def _write_thumbnail(painting: str | None, target: Path) -> Path | None:
 
 SPEC = ModelSpec(build=build_style_net, example_inputs=example_inputs, running=running,
                  exportable=StyleNetWithReference, input_names=("input", "reference"),
+                 output_names=("output", "styled_reference"),
                  export_sizes=((64, 96), (128, 80)), architecture=architecture, finish_card=finish_card)

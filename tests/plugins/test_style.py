@@ -235,6 +235,87 @@ def test_tiles_join_without_seams(tiny_style):
     assert borders.mean() <= 1.5 * steps.mean()
 
 
+class CallRecorder:
+    """An ONNX model that notes the input shapes of each call (the runtime's view of the net)."""
+
+    def __init__(self, model, hide_outputs: bool = False):
+        self.model, self.calls = model, []
+        if not hide_outputs:  # hidden: a file exported before the "styled_reference" output existed
+            self.output_names = model.output_names
+
+    def __call__(self, *inputs):
+        return self.run(*inputs)[0]
+
+    def run(self, *inputs):
+        self.calls.append([array.shape[-2:] for array in inputs])
+        return self.model.run(*inputs)
+
+
+def test_a_picture_no_larger_than_the_reference_runs_in_one_stream(exported_tiny):
+    """A picture that is its own reference goes through the net once, as the reference beside a tiny
+    probe: the result is the net with plain instance norm on the reflect-padded picture, the same as
+    the two-stream run of a file without the one-stream output; a bigger picture keeps two streams."""
+    from imgan.runtime.session import load_model
+    from imgan.weights import Weights
+
+    net, report = exported_tiny
+    weights = Weights.from_card(report.card_path)
+    model = load_model(report.path, device="cpu")
+    assert model.output_names == ["output", "styled_reference"]
+    rgb = to_float(gradient_image(50, 70, seed=4))  # sides not multiples of 4
+    one = CallRecorder(model)
+    result = infer.fast_stylise(one, weights)(rgb, None, False)
+    assert one.calls == [[(infer.PROBE_SIDE, infer.PROBE_SIDE), (52, 72)]]
+    padded = torch.from_numpy(np.pad(rgb, ((0, 2), (0, 2), (0, 0)), mode="reflect").transpose(2, 0, 1)[None].copy())
+    with torch.no_grad():
+        expected = net(padded, None)[0, :, :50, :70].permute(1, 2, 0).numpy()
+    np.testing.assert_allclose(result, expected, atol=1e-4)
+    two = CallRecorder(model, hide_outputs=True)
+    np.testing.assert_allclose(infer.fast_stylise(two, weights)(rgb, None, False), result, atol=1e-5)
+    assert two.calls == [[(52, 72), (52, 72)]]
+    bigger = CallRecorder(model)
+    infer.fast_stylise(bigger, weights, reference_size=32)(rgb, None, False)
+    assert bigger.calls == [[(52, 72), (24, 32)]]  # shrunk to 32 px: the picture is not its own reference
+
+
+def test_an_exported_file_is_written_again_with_the_new_graph_and_its_card(exported_tiny, tmp_path):
+    """`imgan export style OLD.onnx -o NEW.onnx`: a file from before the one-stream output gets it,
+    from the same weights (parity against the old file on the output both have), and the card keeps
+    its provenance, metrics, version and thumbnail; only the file, checksum, outputs and export change."""
+    import onnxruntime as ort
+
+    from imgan.cards import read_card
+    from imgan.train.export import export_onnx
+    from imgan_style.model import SPEC
+
+    net, report = exported_tiny
+    old_card = json.loads(report.card_path.read_text())
+    card = read_card(report.card_path).replace(version=3)
+    old_card["version"] = 3
+
+    class OneOutput(torch.nn.Module):  # the graph the v1/v2 files have: "output" only
+        def __init__(self):
+            super().__init__()
+            self.net = net
+
+        def forward(self, image, reference):
+            return self.net(image, reference)
+
+    old = tmp_path / "old" / "style-tiny.onnx"
+    export_onnx(OneOutput(), SPEC.example_inputs({}, 64, 96), old, input_names=("input", "reference"), card=card)
+    (old.parent / "style-tiny.png").write_bytes(report.path.with_suffix(".png").read_bytes())
+    new = tmp_path / "new" / "style-tiny.onnx"
+    done = run_cli("export", "style", old, "-o", new)
+    assert done.returncode == 0, done.stderr
+    assert [item.name for item in ort.InferenceSession(str(new)).get_outputs()] == ["output", "styled_reference"]
+    card_after = json.loads(new.with_suffix(".json").read_text())
+    for key in ("name", "version", "licence", "description", "provenance", "metrics", "model_config"):
+        assert card_after[key] == old_card[key], key
+    assert card_after["sha256"] != json.loads(old.with_suffix(".json").read_text())["sha256"]
+    assert "styled_reference" in card_after["running"]["outputs"] and (new.parent / "style-tiny.png").is_file()
+    assert run_cli("export", "style", old, "-o", new).returncode != 0  # exists: never overwritten silently
+
+
 def test_the_antialiased_net_passes_no_checkerboard_from_low_resolution():
     """v2 nets blur before each upsampling: a checkerboard in the 1/4-resolution features (what made
     the v1 nets' diagonal 5.7-px stripes) does not reach the next resolution; without the blur it does."""
