@@ -333,7 +333,7 @@ def test_the_universal_model_lays_no_stripe_pattern(shared_assets):
     assert _stripes_of({"style": "kandinsky-composition-vii"}, photos) <= STRIPES_LIMIT_DB
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13: the v2 nets' diagonal is gone, a regular stroke texture remains (vangogh 32, "
+@pytest.mark.xfail(strict=True, reason="issue 13: the v2 nets' diagonal is gone, a regular stroke texture remains (vangogh v3 30, "
                                        "kandinsky 28 dB; v1 32-43); remove this mark when nets under the limit ship")
 @pytest.mark.parametrize("style", ["vangogh", "kandinsky"])
 def test_the_shipped_fast_nets_lay_no_stripe_pattern(style, shared_assets):
