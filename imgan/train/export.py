@@ -269,19 +269,17 @@ def reexport(task: str, source: Path, output: Path, *, name: str | None = None, 
     import shutil
 
     from ..cards import read_card
-    from .checkpoint import start_state, starting_weights
-    from .parity import check_onnx_parity
+    from .checkpoint import start_state, warm_start
     from .spec import spec_of_task
 
     spec = spec_of_task(task)
-    state = start_state(source)
+    state = start_state(source)  # a missing card is a one-line error here
     if state.get("task") != task:
         raise UsageError(f"{source} holds {state.get('task')!r} weights, not {task!r}",
                          hint=f"export it with `imgan export {state.get('task')} ...`")
     model_config = dict(state["model_config"])
     generator = spec.build(model_config)
-    generator.load_state_dict(starting_weights(state, generator))
-    check_onnx_parity(spec.exportable(generator), source, spec.parity_inputs(model_config))
+    warm_start(source, generator, task=task, spec=spec, model_config=model_config)  # loads them, proven by parity
     card = read_card(card_path_for(source))
     fresh = spec.running(model_config)
     kept = {**fresh.inference, **card.running.inference}  # what the first export added (a thumbnail) stays
